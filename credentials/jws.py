@@ -77,9 +77,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(data: bytes | str) -> Any:
-    """Strict JSON: no duplicate member names, no NaN/Infinity; raises ``Malformed``."""
+    """Strict UTF-8 JSON: no duplicate member names, no NaN/Infinity; raises ``Malformed``."""
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        # RFC 7515 s5.2 step 3: "a UTF-8-encoded representation of a completely valid JSON object";
+        # json.loads(bytes) would also accept UTF-16/32 and a byte order mark.
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Malformed(f"invalid JSON: {exc}") from exc
 

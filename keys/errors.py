@@ -11,7 +11,9 @@ core translates these where it calls into ``keys`` (``raise InvalidKey(...) from
     └── KeystoreError        keystore_error
         ├── WrongKek         keystore_wrong_kek     the key-encryption key does not open this keystore
         ├── KeystoreTampered keystore_tampered      a record fails its authentication tag
-        └── KeyStateError    key_state_invalid      e.g. signing with a retired or revoked key
+        ├── KeyStateError    key_state_invalid      e.g. signing with a retired or revoked key
+        ├── KekMissing       keystore_kek_missing   (keys.keystore) no ELICENCE_KEK / ELICENCE_KEK_FILE
+        └── KekInvalid       keystore_kek_invalid   (keys.keystore) not 32 random bytes in base64url
 """
 
 from __future__ import annotations

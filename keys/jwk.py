@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Union
 
@@ -69,14 +70,18 @@ def b64u_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64U = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def b64u_decode(text: str) -> bytes:
     """Strict base64url without padding; raises ``ValueError`` on any other alphabet or padding."""
-    if not isinstance(text, str) or "=" in text or len(text) % 4 == 1:
+    # base64.b64decode(altchars=b"-_") still accepts '+' and '/', so the alphabet is checked here.
+    if not isinstance(text, str) or len(text) % 4 == 1 or not _B64U.fullmatch(text):
         raise ValueError("not base64url")
-    try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (ValueError, TypeError) as exc:
-        raise ValueError("not base64url") from exc
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # RFC 4648 s3.5: non-zero pad bits would give a second spelling of the same bytes (token malleability).
+    if b64u_encode(raw) != text:
+        raise ValueError("not canonical base64url")
     return raw
 
 

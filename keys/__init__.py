@@ -1,0 +1,92 @@
+"""Key material for eLicence: generation, JWK/JWKS (RFC 7517/7518, RFC 8037), RFC 7638 thumbprints as
+``kid``, the :class:`Signer` interface (so an HSM can replace a software key), and a keystore holding
+private keys encrypted at rest with AES-256-GCM under a key-encryption key from the environment.
+
+Bottom of the import order: ``keys`` imports ``schemas`` at most, never ``credentials``, a role, or a
+web/database framework. Errors form their own small tree (:mod:`keys.errors`) with stable codes.
+"""
+
+from keys.errors import (
+    InvalidKeyMaterial,
+    KeyMaterialError,
+    KeyNotFound,
+    KeyStateError,
+    KeystoreError,
+    KeystoreTampered,
+    WrongKek,
+)
+from keys.jwk import (
+    ALGORITHMS,
+    PrivateKey,
+    PublicKey,
+    alg_for_key,
+    b64u_decode,
+    b64u_encode,
+    generate_private_key,
+    jwks,
+    load_private_jwk,
+    load_public_jwk,
+    private_jwk,
+    public_jwk,
+    thumbprint,
+)
+from keys.keystore import (
+    KEK_BYTES,
+    KEK_ENV,
+    KEK_FILE_ENV,
+    FileKeyRecordStore,
+    InMemoryKeyRecordStore,
+    KekInvalid,
+    KekMissing,
+    KeyRecord,
+    KeyRecordStore,
+    KeyState,
+    Keystore,
+    generate_kek,
+    load_kek,
+    write_kek_file,
+)
+from keys.signer import Signer, SoftwareSigner
+
+__all__ = [
+    # errors
+    "KeyMaterialError",
+    "InvalidKeyMaterial",
+    "KeyNotFound",
+    "KeystoreError",
+    "WrongKek",
+    "KeystoreTampered",
+    "KeyStateError",
+    "KekMissing",
+    "KekInvalid",
+    # jwk
+    "ALGORITHMS",
+    "PrivateKey",
+    "PublicKey",
+    "b64u_encode",
+    "b64u_decode",
+    "generate_private_key",
+    "alg_for_key",
+    "public_jwk",
+    "private_jwk",
+    "load_public_jwk",
+    "load_private_jwk",
+    "thumbprint",
+    "jwks",
+    # signer
+    "Signer",
+    "SoftwareSigner",
+    # keystore
+    "KEK_ENV",
+    "KEK_FILE_ENV",
+    "KEK_BYTES",
+    "KeyState",
+    "KeyRecord",
+    "KeyRecordStore",
+    "InMemoryKeyRecordStore",
+    "FileKeyRecordStore",
+    "Keystore",
+    "load_kek",
+    "generate_kek",
+    "write_kek_file",
+]
