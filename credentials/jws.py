@@ -122,6 +122,9 @@ def sign(
     if include_kid:
         hdr["kid"] = signer.kid
     if header:
+        if "alg" in header or "typ" in header:
+            # alg comes from the signer and typ from the caller's keyword, never from extra parameters.
+            raise ValueError("extra JWS header parameters may not set alg or typ")
         hdr.update(header)
     signing_input = (b64u_encode(dumps(hdr)) + "." + b64u_encode(dumps(payload))).encode("ascii")
     return signing_input.decode("ascii") + "." + b64u_encode(signer.sign(signing_input))

@@ -386,3 +386,10 @@ def test_parse_of_arbitrary_text_raises_only_credential_errors(text):
 @given(_three_parts)
 def test_parse_of_arbitrary_three_part_strings_raises_only_credential_errors(parts):
     _only_coded_errors(".".join(parts))
+
+
+def test_sign_refuses_extra_header_that_overrides_alg_or_typ() -> None:
+    signer = SoftwareSigner.generate("ES256")
+    for extra in ({"alg": "none"}, {"typ": "other"}):
+        with pytest.raises(ValueError):
+            jws.sign({"a": 1}, signer, typ="x", header=extra)
