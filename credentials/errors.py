@@ -111,6 +111,10 @@ class CredentialError(Exception):
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.description
+        #: The named verification check that raised this error, and those that passed before it
+        #: (set by :class:`credentials.trace.CheckTrace`; ``None`` outside a traced verification).
+        self.check: str | None = None
+        self.passed: tuple[str, ...] = ()
         super().__init__(self.detail)
 
     def to_dict(self) -> dict[str, str]:

@@ -44,7 +44,8 @@ import re
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Union
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Union
 
 import qrcode
 import qrcode.constants
@@ -55,8 +56,12 @@ from PIL import Image
 
 from credentials.base45 import ALPHABET as BASE45_ALPHABET
 from credentials.base45 import b45decode, b45encode
+from credentials import sd_jwt
 from credentials.errors import Malformed, PayloadTooLarge
 from keys.jwk import b64u_decode, b64u_encode
+
+if TYPE_CHECKING:
+    from keys.signer import Signer
 
 __all__ = [
     "PREFIX",
@@ -74,6 +79,9 @@ __all__ = [
     "render_terminal",
     "qr_info",
     "decode_image",
+    "OFFLINE_AUDIENCE",
+    "OFFLINE_FRESHNESS",
+    "present_offline",
 ]
 
 #: Text prefix of format version 1. Upper case and ``:`` keep it in the QR alphanumeric set.
@@ -566,3 +574,33 @@ def decode_image(image: ImageInput, *, max_pixels: int = MAX_IMAGE_PIXELS) -> st
         + (f", {len(ours)} of them eLicence codes" if ours else ", none of them an eLicence code")
         + ": show one code at a time"
     )
+
+
+# --- the offline presentation profile ---------------------------------------------------------------
+
+#: The KB-JWT ``aud`` of an offline QR presentation. The wallet does not know which counter will scan
+#: the code, so the audience names the channel; freshness (``iat`` within :data:`OFFLINE_FRESHNESS`)
+#: and the verifier's replay cache take the place of a verifier-chosen nonce.
+OFFLINE_AUDIENCE = "urn:elicence:offline"
+#: Seconds an offline QR presentation stays acceptable after its KB-JWT ``iat`` (the code refreshes).
+OFFLINE_FRESHNESS = 300
+
+
+def present_offline(
+    credential: str,
+    *,
+    disclose: Iterable[object],
+    holder_signer: "Signer",
+    now: int,
+    nonce: str,
+) -> str:
+    """A fresh key-bound presentation of the chosen claims, as the ``EL1:`` QR text.
+
+    ``nonce`` must be unpredictable and used once (the verifier's replay cache keys on the KB-JWT);
+    pass ``secrets.token_urlsafe(8)`` or similar. Raises the errors of :func:`sd_jwt.present` and
+    :func:`encode_payload`.
+    """
+    presentation = sd_jwt.present(
+        credential, disclose=disclose, holder_signer=holder_signer, aud=OFFLINE_AUDIENCE, nonce=nonce, now=now
+    )
+    return encode_payload(presentation)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from credentials import jws
+from credentials.trace import CheckTrace
 from credentials.errors import (
     ClaimNameCollision,
     CredentialError,
@@ -75,6 +76,8 @@ __all__ = [
     "issue",
     "present",
     "process_disclosures",
+    "check_time_claims",
+    "verify_key_binding",
     "verify",
 ]
 
@@ -642,10 +645,12 @@ class KeyBindingPolicy:
     """The Verifier's Key Binding requirement for one transaction (RFC 9901 s7.3 step 1).
 
     ``aud`` is this Verifier's identifier (or the accepted set); ``max_age`` bounds how old the
-    KB-JWT's ``iat`` may be, ``skew`` how far in the future it may lie (seconds).
+    KB-JWT's ``iat`` may be, ``skew`` how far in the future it may lie (seconds). ``nonce=None`` is
+    for presentations made without a Verifier's challenge (the offline QR code): the KB-JWT must
+    still carry a string nonce (s4.3), and freshness comes from ``max_age`` plus a replay cache.
     """
 
-    nonce: str
+    nonce: str | None
     aud: str | Collection[str]
     max_age: int = 300
     skew: int = 60
@@ -704,13 +709,34 @@ def _holder_key(claims: Mapping[str, Any]) -> tuple[Mapping[str, Any], PublicKey
         raise KeyBindingError(f"cnf.jwk is not a usable key: {exc.detail}") from exc
 
 
-def _verify_kb(
+def check_time_claims(claims: Mapping[str, Any], *, now: int, skew: int) -> None:
+    """``exp`` and ``nbf`` of the processed payload with ``skew`` seconds of tolerance.
+
+    Raises ``expired``, ``not_yet_valid``, or ``malformed`` for a non-numeric value.
+    """
+    # RFC 9901 s7.1 step 6: "Check that the SD-JWT is valid using claims such as nbf, exp, and aud in
+    # the processed payload, if present."
+    exp = _number(claims, "exp")
+    if exp is not None and now >= exp + skew:
+        raise Expired(f"expired at {exp} (now {now})")
+    nbf = _number(claims, "nbf")
+    if nbf is not None and now < nbf - skew:
+        raise NotYetValid(f"not valid before {nbf} (now {now})")
+
+
+def verify_key_binding(
     sd: SdJwt,
     claims: Mapping[str, Any],
     policy: KeyBindingPolicy | None,
+    *,
     now: int,
     skew: int,
 ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """Verify the KB-JWT of ``sd`` against the holder key in ``claims`` (RFC 9901 s7.3 step 5).
+
+    Returns the KB-JWT header and payload. Raises ``kb_invalid``, ``kb_iat_out_of_window``,
+    ``kb_nonce_mismatch``, ``kb_aud_mismatch``, ``sd_hash_mismatch``, ``missing_claim``.
+    """
     try:
         _, holder_key = _holder_key(claims)
     except MissingClaim as exc:
@@ -741,7 +767,7 @@ def _verify_kb(
         if iat < now - policy.max_age:
             raise KbIatOutOfWindow(f"KB-JWT iat {iat} is older than {policy.max_age} s (now {now})")
         # RFC 9901 s7.3 step 5.6: "validating nonce and aud claims".
-        if p["nonce"] != policy.nonce:
+        if policy.nonce is not None and p["nonce"] != policy.nonce:
             raise KbNonceMismatch()
         accepted = (policy.aud,) if isinstance(policy.aud, str) else policy.aud
         if p["aud"] not in accepted:
@@ -767,6 +793,7 @@ def verify(
     max_bytes: int = MAX_SD_JWT_BYTES,
     max_disclosures: int = MAX_DISCLOSURES,
     max_depth: int = MAX_DEPTH,
+    trace: CheckTrace | None = None,
 ) -> VerifiedSdJwt:
     """Verify an SD-JWT or SD-JWT+KB (RFC 9901 s7.1, s7.3) and return the processed claims.
 
@@ -782,32 +809,35 @@ def verify(
     disclosures - see :func:`process_disclosures`; validity - ``expired``, ``not_yet_valid``;
     Key Binding - ``kb_missing``, ``missing_claim`` (no ``cnf.jwk``), ``kb_invalid``,
     ``kb_iat_out_of_window``, ``kb_nonce_mismatch``, ``kb_aud_mismatch``, ``sd_hash_mismatch``.
+
+    The steps run as named checks on ``trace`` (``format``, ``trusted_issuer``, ``signature``,
+    ``disclosures``, ``validity_period``, ``key_binding``); an error carries the failed one in ``.check``.
     """
-    sd = SdJwt.parse(text, max_bytes=max_bytes, max_disclosures=max_disclosures)
-    if kb is not None and sd.kb_jwt is None:
-        # RFC 9901 s7.3 step 2: "If Key Binding is required and the Holder has provided an SD-JWT
-        # (without Key Binding), the Verifier MUST reject the presentation."
-        raise KbMissing()
-    parsed = jws.parse(sd.issuer_jwt, max_bytes=max_bytes)
-    key = (lambda header: issuer_key(header, parsed.payload)) if callable(issuer_key) else issuer_key
-    # RFC 9901 s7.1 step 2.1-2.2: an algorithm "deemed secure" ("The none algorithm MUST NOT be
-    # accepted") and the signature per RFC 7515 s5.2; s9.11 explicit typing.
-    signed = jws.verify_parsed(parsed, key, typ=expected_typ, algorithms=algorithms)
+    trace = CheckTrace() if trace is None else trace
+    with trace.step("format"):
+        sd = SdJwt.parse(text, max_bytes=max_bytes, max_disclosures=max_disclosures)
+        parsed = jws.parse(sd.issuer_jwt, max_bytes=max_bytes)
+    with trace.step("trusted_issuer"):
+        key = issuer_key(parsed.header, parsed.payload) if callable(issuer_key) else issuer_key
+    with trace.step("signature"):
+        # RFC 9901 s7.1 step 2.1-2.2: an algorithm "deemed secure" ("The none algorithm MUST NOT be
+        # accepted") and the signature per RFC 7515 s5.2; s9.11 explicit typing.
+        signed = jws.verify_parsed(parsed, key, typ=expected_typ, algorithms=algorithms)
     payload = signed.payload
-    _check_sd_alg(payload)
-    processed = _process(payload, _index_disclosures(sd.disclosures), max_depth)
+    with trace.step("disclosures"):
+        _check_sd_alg(payload)
+        processed = _process(payload, _index_disclosures(sd.disclosures), max_depth)
     claims = processed.claims
-    # RFC 9901 s7.1 step 6: "Check that the SD-JWT is valid using claims such as nbf, exp, and aud in
-    # the processed payload, if present."
-    exp = _number(claims, "exp")
-    if exp is not None and now >= exp + skew:
-        raise Expired(f"expired at {exp} (now {now})")
-    nbf = _number(claims, "nbf")
-    if nbf is not None and now < nbf - skew:
-        raise NotYetValid(f"not valid before {nbf} (now {now})")
+    with trace.step("validity_period"):
+        check_time_claims(claims, now=now, skew=skew)
     kb_header = kb_payload = None
-    if sd.kb_jwt is not None:
-        kb_header, kb_payload = _verify_kb(sd, claims, kb, now, skew)
+    with trace.step("key_binding"):
+        if kb is not None and sd.kb_jwt is None:
+            # RFC 9901 s7.3 step 2: "If Key Binding is required and the Holder has provided an SD-JWT
+            # (without Key Binding), the Verifier MUST reject the presentation."
+            raise KbMissing()
+        if sd.kb_jwt is not None:
+            kb_header, kb_payload = verify_key_binding(sd, claims, kb, now=now, skew=skew)
     cnf = claims.get("cnf")
     cnf = cnf if type(cnf) is dict else None
     holder_jwk = cnf.get("jwk") if cnf is not None and type(cnf.get("jwk")) is dict else None

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from credentials import jws
+from credentials.trace import CheckTrace
 from credentials.errors import (
     CannotVerify,
     CredentialError,
@@ -255,6 +256,7 @@ def verify_vc(
     max_bytes: int = MAX_SD_JWT_BYTES,
     max_disclosures: int = MAX_DISCLOSURES,
     max_depth: int = MAX_DEPTH,
+    trace: CheckTrace | None = None,
 ) -> VerifiedCredential:
     """Verify an SD-JWT VC presentation (s3.4) and return the disclosed credential.
 
@@ -286,6 +288,7 @@ def verify_vc(
                 raise MissingClaim("Key Binding is required but the credential has no cnf.jwk")
         return resolve_issuer_key(iss, header, vct)
 
+    trace = CheckTrace() if trace is None else trace
     verified = verify(
         text,
         issuer_key=issuer_key,
@@ -296,21 +299,24 @@ def verify_vc(
         max_bytes=max_bytes,
         max_disclosures=max_disclosures,
         max_depth=max_depth,
+        trace=trace,
     )
     claims = verified.claims
-    for path in verified.disclosed_paths:
-        if len(path) == 1 and path[0] in NEVER_DISCLOSABLE:
-            # s3.2.2.2: "MUST NOT be included in the Disclosures" (iat: this profile).
-            raise Malformed(f"claim {path[0]!r} must not be selectively disclosed")
-    exp = claims.get("exp")
-    if exp is None:
-        raise MissingClaim("the credential has no exp")
-    iat = claims.get("iat")
-    if iat is not None:
-        if type(iat) not in (int, float):
-            raise Malformed("iat must be a NumericDate (a number)")
-        if iat > now + skew:
-            raise IatInFuture(f"issued at {iat}, after now ({now}) + {skew} s")
+    with trace.step("disclosures"):
+        for path in verified.disclosed_paths:
+            if len(path) == 1 and path[0] in NEVER_DISCLOSABLE:
+                # s3.2.2.2: "MUST NOT be included in the Disclosures" (iat: this profile).
+                raise Malformed(f"claim {path[0]!r} must not be selectively disclosed")
+    with trace.step("validity_period"):
+        exp = claims.get("exp")
+        if exp is None:
+            raise MissingClaim("the credential has no exp")
+        iat = claims.get("iat")
+        if iat is not None:
+            if type(iat) not in (int, float):
+                raise Malformed("iat must be a NumericDate (a number)")
+            if iat > now + skew:
+                raise IatInFuture(f"issued at {iat}, after now ({now}) + {skew} s")
     kid = verified.header.get("kid")
     return VerifiedCredential(
         issuer=claims["iss"],
