@@ -104,6 +104,27 @@ PINNED: dict[str, frozenset[str]] = {
     ),
     "issuer": frozenset(),
     "wallet": frozenset(),
+    "elicence": frozenset(),
+    "credentials": frozenset(
+        {"base45", "errors", "jws", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"}
+    ),
+    "verifier": frozenset(
+        {
+            "CHECKS",
+            "CheckInfo",
+            "CheckResult",
+            "MemoryReplayStore",
+            "Policy",
+            "ReplayStore",
+            "StatusSource",
+            "TrustListSource",
+            "VerificationResult",
+            "Verifier",
+            "decode_input",
+            "failure_report",
+            "http_fetch",
+        }
+    ),
 }
 
 MUST_BE_PINNED = ("keys", "credentials.errors")
