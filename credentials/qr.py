@@ -144,7 +144,11 @@ _DICTIONARY_FRAGMENTS: tuple[str, ...] = (
     "个体工商户个人独资企业合伙企业股份有限公司有限责任公司（自然人投资或控股）（自然人独资）",
     "市场监督管理局",
     "省市区县镇路号室",
-    # Business licence: claims selectively disclosable as disclosures ["<salt>","<name>",<value>].
+    # Business licence: the register fields are members of "registration", one selectively
+    # disclosable object whose members are each selectively disclosable (RFC 9901 s4.2.6): its
+    # Disclosure ["<salt>","registration",{"_sd":[...]}], then one per member disclosed,
+    # ["<salt>","<member>",<value>].
+    '","registration",{"_sd":["',
     '","registration_authority","',
     '","issue_date","',
     '","business_scope","',
@@ -156,7 +160,8 @@ _DICTIONARY_FRAGMENTS: tuple[str, ...] = (
     '","registered_capital",{"amount":"',
     '","currency":"CNY"}',
     '","entity_type","',
-    # Issuer-signed JWT payload (SD-JWT VC): claims always disclosed, then the SD-JWT members.
+    # Issuer-signed JWT payload (SD-JWT VC): claims always disclosed, then the SD-JWT members (for the
+    # business licence: legal_representative, then the one digest of "registration").
     '"iss":"https://',
     '"nbf":',
     '"exp":',
@@ -168,7 +173,7 @@ _DICTIONARY_FRAGMENTS: tuple[str, ...] = (
     '","name":"',
     '","legal_representative":"',
     '{"...":"',
-    '"_sd":["',
+    '","_sd":["',
     '"],"_sd_alg":"sha-256","cnf":{"jwk":{"kty":"OKP","crv":"Ed25519","x":"',
     '"],"_sd_alg":"sha-256","cnf":{"jwk":{"kty":"EC","crv":"P-256","x":"',
     '","y":"',

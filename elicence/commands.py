@@ -183,7 +183,7 @@ def credential_issue(args: argparse.Namespace) -> int:
         vct=ctype.vct,
         issuer=args.issuer,
         signer=load_signer(args.issuer_key),
-        disclosable=ctype.sd_paths,
+        disclosable=ctype.disclosable_paths(claims),
         holder_jwk=load_any_public(args.holder_key) if args.holder_key else None,
         status=(args.status_idx, args.status_uri) if args.status_uri else None,
         iat=issued_at,

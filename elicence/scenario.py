@@ -87,7 +87,7 @@ def issue_licence(
         vct=licence_type.vct,
         issuer=world.issuer_id,
         signer=world.issuer,
-        disclosable=licence_type.sd_paths,
+        disclosable=licence_type.disclosable_paths(claims),
         holder_jwk=world.holder.public_jwk,
         status=(idx, world.status_uri),
         iat=now,

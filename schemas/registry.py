@@ -120,7 +120,9 @@ class CredentialType:
     name_zh: str
     name_en: str
     claim_paths: tuple[ClaimPath, ...]
-    #: Paths whose ``sd`` is ``always`` (or ``allowed``, treated as always): each is a disclosure.
+    #: Paths whose ``sd`` is ``always`` (or ``allowed``, treated as always): each is a disclosure;
+    #: one beneath another listed path is a recursive disclosure (RFC 9901 s4.2.6), its digest in
+    #: the parent's disclosure. Metadata order, so a parent comes before its members.
     sd_paths: tuple[ClaimPath, ...]
     #: Paths that are ``never`` selectively disclosable and have no such ancestor: always visible.
     always_visible_paths: tuple[ClaimPath, ...]
@@ -152,6 +154,18 @@ class CredentialType:
     def validate_claims(self, claims: object) -> None:
         """Check claims against this type. Raises :class:`SchemaError` listing every problem."""
         _validate(self, claims)
+
+    def disclosable_paths(self, claims: Mapping[str, Any]) -> tuple[tuple[str | int, ...], ...]:
+        """The :attr:`sd_paths` that exist in ``claims``, array wildcards expanded to indexes.
+
+        What an issuer passes as ``disclosable``: an optional claim that a record leaves out (a
+        branch's ``registration.registered_capital``) is not a path of that credential. Raises
+        nothing; a path through a value of the wrong shape is left out (validate first).
+        """
+        out: list[tuple[str | int, ...]] = []
+        for path in self.sd_paths:
+            out.extend(_concrete(claims, path))
+        return tuple(out)
 
     def _label_for(self, path: ClaimPath) -> ClaimLabel:
         generic = tuple(None if isinstance(p, int) else p for p in path)
@@ -216,6 +230,24 @@ def _get(instance: Any, path: Iterable[Any]) -> Any:
             return None
         instance = instance[key]
     return instance
+
+
+def _concrete(
+    node: Any, path: ClaimPath, done: tuple[str | int, ...] = ()
+) -> Iterator[tuple[str | int, ...]]:
+    if not path:
+        yield done
+        return
+    key, rest = path[0], path[1:]
+    if key is None:
+        if isinstance(node, list):
+            for i, element in enumerate(node):
+                yield from _concrete(element, rest, done + (i,))
+    elif isinstance(key, int):
+        if isinstance(node, list) and key < len(node):
+            yield from _concrete(node[key], rest, done + (key,))
+    elif isinstance(node, Mapping) and key in node:
+        yield from _concrete(node[key], rest, done + (key,))
 
 
 class _CrossFieldError(ValidationError):
@@ -723,13 +755,18 @@ def _validate(ctype: CredentialType, claims: object) -> None:
     for err in ctype._validator.iter_errors(subject):
         problems.extend(_reason(err, ctype))
 
-    order = {p[0]: i for i, p in enumerate(ctype.claim_paths) if len(p) == 1}
+    order = {p: i for i, p in enumerate(ctype.claim_paths)}
     seen: set[tuple[str, str]] = set()
     out: list[FieldError] = []
-    # In the order of the type's claims (the order of the form a clerk fills in), unknown last.
-    def position(problem: tuple[ClaimPath, str, str]) -> tuple[int, str]:
+
+    # In the order of the type's claims (the order of the form a clerk fills in), level by level so
+    # that nested members (registration.issue_date) keep their metadata order; unknown last, within
+    # their parent.
+    def position(problem: tuple[ClaimPath, str, str]) -> tuple[tuple[int, ...], str]:
         path = problem[0]
-        return (order.get(path[0], len(order)) if path else -1, path_to_str(path))
+        generic = tuple(None if isinstance(p, int) else p for p in path)
+        key = tuple(order.get(generic[: i + 1], len(order)) for i in range(len(generic)))
+        return (key or (-1,), path_to_str(path))
 
     for path, zh, en in sorted(problems, key=position):
         where = path_to_str(path)

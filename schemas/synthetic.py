@@ -227,7 +227,11 @@ def _scope(rng: random.Random, general: tuple[str, ...], licensed: tuple[str, ..
 
 
 def generate_business_licence(rng: random.Random, *, as_of: dt.date = AS_OF) -> dict[str, Any]:
-    """Claims of a plausible enterprise business licence, valid on ``as_of``."""
+    """Claims of a plausible enterprise business licence, valid on ``as_of``.
+
+    ``uscc``, ``name`` and ``legal_representative`` at the top level, the register fields in the
+    ``registration`` object (schemas/types/business-licence).
+    """
     region = rng.choice(_REGIONS)
     industry, general, licensed = rng.choice(_INDUSTRIES)
     entity_type, _, suffix, branch, foreign = _weighted(rng, _ENTITY_TYPES, 1)
@@ -248,19 +252,15 @@ def generate_business_licence(rng: random.Random, *, as_of: dt.date = AS_OF) -> 
     uscc = make_uscc(
         department="9", category="1", region=region[0], org_body=_org_body(rng, established)
     )
-    claims: dict[str, Any] = {
-        "uscc": uscc,
-        "name": name,
-        "entity_type": entity_type,
-        "legal_representative": _person_name(rng),
-    }
+    legal_representative = _person_name(rng)  # drawn here to keep each seed's records as before
+    registration: dict[str, Any] = {"entity_type": entity_type}
     if not branch:  # a branch has no registered capital of its own
         amount = Decimal(rng.choice(_CAPITALS))
         if rng.random() < 0.1:
             amount += Decimal(rng.randint(1, 99)) / 100
         currency = "USD" if foreign and rng.random() < 0.5 else "CNY"
-        claims["registered_capital"] = {"amount": str(amount), "currency": currency}
-    claims.update({
+        registration["registered_capital"] = {"amount": str(amount), "currency": currency}
+    registration.update({
         "establishment_date": established.isoformat(),
         "business_term": term,
         "business_scope": _scope(rng, general, licensed),
@@ -268,6 +268,12 @@ def generate_business_licence(rng: random.Random, *, as_of: dt.date = AS_OF) -> 
         "registration_authority": _authority(region),
         "issue_date": issued.isoformat(),
     })
+    claims: dict[str, Any] = {
+        "uscc": uscc,
+        "name": name,
+        "legal_representative": legal_representative,
+        "registration": registration,
+    }
     return claims
 
 
@@ -283,12 +289,12 @@ def generate_food_permit(
     division = licence["uscc"][2:8]
     region = _REGION_BY_CODE.get(division, rng.choice(_REGIONS))
     earliest = max(
-        dt.date.fromisoformat(licence["establishment_date"]),
+        dt.date.fromisoformat(licence["registration"]["establishment_date"]),
         _add_years(as_of, -5) + dt.timedelta(days=1),
     )
     valid_from = _date_between(rng, earliest, as_of)
     valid_to = _add_years(valid_from, 5) - dt.timedelta(days=1)
-    premises = licence["domicile"] if rng.random() < 0.7 else _address(rng, region)
+    premises = licence["registration"]["domicile"] if rng.random() < 0.7 else _address(rng, region)
     return {
         "permit_number": f"JY{code}{division}{rng.randint(0, 999999):06d}{rng.randint(0, 9)}",
         "uscc": licence["uscc"],

@@ -29,7 +29,9 @@ BORDER = 4
 
 def _presentation(seed: int = 2024) -> str:
     """A business licence SD-JWT+KB as the QR shows it: uscc, name and legal representative in the
-    signed payload, eight digests, two of them disclosed (entity type, domicile), key binding.
+    signed payload, one digest for the ``registration`` object (schemas/types/business-licence),
+    whose eight members are each selectively disclosable (RFC 9901 s4.2.6); two of them disclosed
+    (entity type, domicile), so three Disclosures travel; key binding.
 
     Ed25519 keys from ``seed``: EdDSA signatures are deterministic, so the QR code is the same on
     every run and a threshold below cannot pass on one run and fail on the next.
@@ -37,7 +39,7 @@ def _presentation(seed: int = 2024) -> str:
     rnd = random.Random(seed)
     issuer = SoftwareSigner(Ed25519PrivateKey.from_private_bytes(rnd.randbytes(32)))
     holder = SoftwareSigner(Ed25519PrivateKey.from_private_bytes(rnd.randbytes(32)))
-    hidden = {
+    registration = {
         "entity_type": "有限责任公司（自然人投资或控股）",
         "registered_capital": {"amount": "100", "currency": "CNY"},
         "establishment_date": "2019-03-15",
@@ -47,9 +49,15 @@ def _presentation(seed: int = 2024) -> str:
         "registration_authority": "上海市浦东新区市场监督管理局",
         "issue_date": "2024-06-01",
     }
-    disclosures = {
-        k: b64u_encode(jws.dumps([b64u_encode(rnd.randbytes(16)), k, v])) for k, v in hidden.items()
-    }
+
+    def disclosure(name: str, value: object) -> str:
+        return b64u_encode(jws.dumps([b64u_encode(rnd.randbytes(16)), name, value]))
+
+    def sd_digest(d: str) -> str:
+        return b64u_encode(hashlib.sha256(d.encode()).digest())
+
+    members = {k: disclosure(k, v) for k, v in registration.items()}
+    parent = disclosure("registration", {"_sd": sorted(sd_digest(d) for d in members.values())})
     payload = {
         "iss": "https://scjg.sh.gov.cn/elicence",
         "iat": 1767225600,
@@ -59,12 +67,12 @@ def _presentation(seed: int = 2024) -> str:
         "uscc": "91310000MA1FL7JX8Q",
         "name": "上海示例信息科技有限公司",
         "legal_representative": "张三",
-        "_sd": sorted(b64u_encode(hashlib.sha256(d.encode()).digest()) for d in disclosures.values()),
+        "_sd": [sd_digest(parent)],
         "_sd_alg": "sha-256",
         "cnf": {"jwk": dict(holder.public_jwk)},
     }
-    sd_jwt = jws.sign(payload, issuer, typ="dc+sd-jwt") + "~" + disclosures["entity_type"] + "~"
-    sd_jwt += disclosures["domicile"] + "~"
+    sd_jwt = jws.sign(payload, issuer, typ="dc+sd-jwt") + "~"
+    sd_jwt += "".join(d + "~" for d in (members["entity_type"], members["domicile"], parent))
     kb = {"iat": 1767229200, "aud": "https://window.example.gov.cn", "nonce": b64u_encode(rnd.randbytes(16)),
           "sd_hash": b64u_encode(hashlib.sha256(sd_jwt.encode()).digest())}
     return sd_jwt + jws.sign(kb, holder, typ="kb+jwt", include_kid=False)
@@ -118,7 +126,7 @@ def _jpeg(img: Image.Image, quality: int) -> bytes:
 def test_presentation_is_realistic_and_packed() -> None:
     assert 1500 <= len(PRESENTATION) <= 2200, len(PRESENTATION)
     assert PRESENTATION == _presentation()  # deterministic
-    assert PRESENTATION.count("~") == 3
+    assert PRESENTATION.count("~") == 4
     assert qr.decode_payload(TEXT) == PRESENTATION
 
 

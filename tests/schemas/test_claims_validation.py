@@ -12,15 +12,17 @@ from schemas.registry import get_type, validate_claims
 LICENCE = {
     "uscc": "91350100M000100Y43",
     "name": "福州恒瑞信息科技有限公司",
-    "entity_type": "有限责任公司（自然人投资或控股）",
     "legal_representative": "张伟",
-    "registered_capital": {"amount": "100", "currency": "CNY"},
-    "establishment_date": "2016-03-01",
-    "business_term": {"from": "2016-03-01", "to": None, "long_term": True},
-    "business_scope": "一般项目：软件开发；信息系统集成服务。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）",
-    "domicile": "福建省福州市鼓楼区中山路88号3幢1205室",
-    "registration_authority": "福州市鼓楼区市场监督管理局",
-    "issue_date": "2023-05-06",
+    "registration": {
+        "entity_type": "有限责任公司（自然人投资或控股）",
+        "registered_capital": {"amount": "100", "currency": "CNY"},
+        "establishment_date": "2016-03-01",
+        "business_term": {"from": "2016-03-01", "to": None, "long_term": True},
+        "business_scope": "一般项目：软件开发；信息系统集成服务。（除依法须经批准的项目外，凭营业执照依法自主开展经营活动）",
+        "domicile": "福建省福州市鼓楼区中山路88号3幢1205室",
+        "registration_authority": "福州市鼓楼区市场监督管理局",
+        "issue_date": "2023-05-06",
+    },
 }
 PERMIT = {
     "permit_number": "JY23501020012345",
@@ -105,23 +107,38 @@ CASES = [
     ("business-licence", ("uscc",), 91350100, "uscc", "wrong type"),
     ("business-licence", ("uscc",), "91350100M000100Y44", "uscc", "should be '3'"),
     ("business-licence", ("uscc",), "91350100m000100Y43", "uscc", "lower case"),
-    ("business-licence", ("establishment_date",), "2023-02-30", "establishment_date", "not a real calendar date"),
-    ("business-licence", ("issue_date",), "2023/05/06", "issue_date", "YYYY-MM-DD"),
-    ("business-licence", ("issue_date",), "20230506", "issue_date", "YYYY-MM-DD"),
-    ("business-licence", ("issue_date",), "2023-05-06\n", "issue_date", "YYYY-MM-DD"),
-    ("business-licence", ("issue_date",), "２023-05-06", "issue_date", "YYYY-MM-DD"),
-    ("business-licence", ("issue_date",), "2016-02-29", "issue_date", "earlier than date of establishment"),
-    ("business-licence", ("business_term", "to"), "2046-02-28", "business_term.to", "must be null"),
-    ("business-licence", ("business_term",), {"from": "2016-03-01", "to": None, "long_term": False},
-     "business_term.to", "must be a date when the business term is not long-term"),
-    ("business-licence", ("business_term",), {"from": "2016-03-01", "to": "2016-02-01", "long_term": False},
-     "business_term.to", "earlier than term from"),
-    ("business-licence", ("business_term", "long_term"), _DELETE, "business_term.long_term", "required"),
-    ("business-licence", ("business_term", "long_term"), "yes", "business_term.long_term", "true or false"),
-    ("business-licence", ("registered_capital", "amount"), 100, "registered_capital.amount", "wrong type"),
-    ("business-licence", ("registered_capital", "amount"), "1,000", "registered_capital.amount", "decimal"),
-    ("business-licence", ("registered_capital", "currency"), "rmb", "registered_capital.currency", "ISO 4217"),
-    ("business-licence", ("business_scope",), "", "business_scope", "must not be empty"),
+    ("business-licence", ("registration",), _DELETE, "registration", "required"),
+    ("business-licence", ("registration",), "登记事项", "registration", "wrong type"),
+    ("business-licence", ("registration", "entity_type"), _DELETE, "registration.entity_type", "required"),
+    ("business-licence", ("registration", "establishment_date"), "2023-02-30", "registration.establishment_date",
+     "not a real calendar date"),
+    ("business-licence", ("registration", "issue_date"), "2023/05/06", "registration.issue_date", "YYYY-MM-DD"),
+    ("business-licence", ("registration", "issue_date"), "20230506", "registration.issue_date", "YYYY-MM-DD"),
+    ("business-licence", ("registration", "issue_date"), "2023-05-06\n", "registration.issue_date", "YYYY-MM-DD"),
+    ("business-licence", ("registration", "issue_date"), "２023-05-06", "registration.issue_date", "YYYY-MM-DD"),
+    ("business-licence", ("registration", "issue_date"), "2016-02-29", "registration.issue_date",
+     "earlier than date of establishment (2016-03-01)"),
+    ("business-licence", ("registration", "business_term", "to"), "2046-02-28", "registration.business_term.to",
+     "must be null"),
+    ("business-licence", ("registration", "business_term"), {"from": "2016-03-01", "to": None, "long_term": False},
+     "registration.business_term.to", "must be a date when the business term is not long-term"),
+    ("business-licence", ("registration", "business_term"), {"from": "2016-03-01", "to": "2016-02-01", "long_term": False},
+     "registration.business_term.to", "earlier than term from (2016-03-01)"),
+    ("business-licence", ("registration", "business_term", "long_term"), _DELETE,
+     "registration.business_term.long_term", "required"),
+    ("business-licence", ("registration", "business_term", "long_term"), "yes",
+     "registration.business_term.long_term", "true or false"),
+    ("business-licence", ("registration", "registered_capital", "amount"), 100,
+     "registration.registered_capital.amount", "wrong type"),
+    ("business-licence", ("registration", "registered_capital", "amount"), "1,000",
+     "registration.registered_capital.amount", "decimal"),
+    ("business-licence", ("registration", "registered_capital", "currency"), "rmb",
+     "registration.registered_capital.currency", "ISO 4217"),
+    ("business-licence", ("registration", "business_scope"), "", "registration.business_scope", "must not be empty"),
+    ("business-licence", ("registration", "nickname"), "x", "registration.nickname", "not a field of this credential type"),
+    ("business-licence", ("registration", "_sd"), ["abc"], "registration._sd", "not a field of this credential type"),
+    # the register fields are no longer top-level claims
+    ("business-licence", ("business_scope",), "一般项目：软件开发。", "business_scope", "not a field of this credential type"),
     ("business-licence", ("nickname",), "x", "nickname", "not a field of this credential type"),
     ("business-licence", ("_sd",), ["abc"], "_sd", "not a field of this credential type"),
     # food business permit
@@ -181,22 +198,45 @@ def test_message_names_the_field_in_chinese_and_english():
     assert en.startswith("Unified social credit code (uscc): check character is wrong")
 
 
+def test_message_of_a_nested_register_field_names_it_by_its_full_path():
+    problems = _problems("business-licence", _with(LICENCE, ("registration", "issue_date"), "2016-02-29"))
+    [(zh, en)] = problems["registration.issue_date"]
+    assert zh == "发照日期 (registration.issue_date): 不能早于成立日期（2016-03-01）"
+    assert en == ("Date of issue (registration.issue_date): "
+                  "must not be earlier than date of establishment (2016-03-01)")
+
+
 def test_all_problems_are_listed_not_just_the_first():
     bad = copy.deepcopy(LICENCE)
     bad["uscc"] = "91350100M000100Y44"
     del bad["name"]
-    bad["establishment_date"] = "2023-02-30"
-    bad["business_term"]["to"] = "2040-01-01"
-    bad["registered_capital"]["currency"] = "yuan"
+    reg = bad["registration"]
+    reg["establishment_date"] = "2023-02-30"
+    reg["business_term"]["to"] = "2040-01-01"
+    reg["registered_capital"]["currency"] = "yuan"
+    reg["issue_date"] = "2015-01-01"
+    reg["colour"] = "blue"
     bad["colour"] = "red"
     with pytest.raises(SchemaError) as info:
         validate_claims("business-licence", bad)
     paths = [e.path for e in info.value.errors]
-    # in the order of the type's claims, unknown fields last
+    # in the order of the type's claims, also inside registration; unknown fields last (per object)
     assert paths == [
-        "uscc", "name", "registered_capital.currency", "establishment_date", "business_term.to", "colour"
+        "uscc",
+        "name",
+        "registration.registered_capital.currency",
+        "registration.establishment_date",
+        "registration.business_term.to",
+        "registration.colour",
+        "colour",
     ]
     assert all(str(e) in str(info.value) for e in info.value.errors)
+
+
+def test_issue_date_is_checked_against_the_establishment_date_on_the_nested_paths():
+    early = _with(LICENCE, ("registration", "issue_date"), "2016-02-29")
+    assert list(_problems("business-licence", early)) == ["registration.issue_date"]
+    validate_claims("business-licence", _with(LICENCE, ("registration", "issue_date"), "2016-03-01"))
 
 
 def test_registered_jwt_claims_are_not_part_of_the_type():
@@ -217,12 +257,13 @@ def test_claims_that_are_not_an_object_are_rejected(claims):
 
 def test_long_term_business_with_null_end_and_fixed_term_with_date_both_pass():
     validate_claims("business-licence", LICENCE)
-    fixed = _with(LICENCE, ("business_term",), {"from": "2016-03-01", "to": "2036-02-29", "long_term": False})
+    fixed = _with(LICENCE, ("registration", "business_term"),
+                  {"from": "2016-03-01", "to": "2036-02-29", "long_term": False})
     validate_claims("business-licence", fixed)
 
 
 def test_branch_without_registered_capital_passes():
-    validate_claims("business-licence", _with(LICENCE, ("registered_capital",), _DELETE))
+    validate_claims("business-licence", _with(LICENCE, ("registration", "registered_capital"), _DELETE))
 
 
 def test_scope_all_passes_and_licence_status_is_optional():

@@ -45,25 +45,36 @@ def test_same_seed_same_records_and_other_seed_other_records():
 
 def test_records_are_coherent_and_valid_on_the_reference_date():
     codes = set()
+    premises_is_domicile = branches = 0
     for licence, permit, person, auth in _batch(3, 300):
         uscc = parse_uscc(licence["uscc"])
         assert (uscc.department.code, uscc.category) == ("9", "1")
-        assert licence["registration_authority"].endswith(("市场监督管理局", "监管局"))
-        assert licence["establishment_date"] <= licence["issue_date"] <= AS_OF.isoformat()
-        term = licence["business_term"]
+        assert list(licence) == ["uscc", "name", "legal_representative", "registration"]
+        reg = licence["registration"]
+        assert reg["registration_authority"].endswith(("市场监督管理局", "监管局"))
+        assert reg["establishment_date"] <= reg["issue_date"] <= AS_OF.isoformat()
+        term = reg["business_term"]
         assert term["long_term"] == (term["to"] is None)
         assert term["to"] is None or term["to"] >= AS_OF.isoformat()
         codes.add(licence["uscc"])
         assert permit["uscc"] == licence["uscc"] and permit["operator_name"] == licence["name"]
         assert permit["permit_number"][3:9] == licence["uscc"][2:8]
+        assert permit["legal_representative"] == licence["legal_representative"]
         assert permit["valid_from"] <= AS_OF.isoformat() <= permit["valid_to"]
+        assert permit["valid_from"] >= reg["establishment_date"]
+        premises_is_domicile += permit["business_premises"] == reg["domicile"]
+        branches += "registered_capital" not in reg
         rid = parse_resident_id(person["id_number"])
         assert rid.birthdate.isoformat() == person["birthdate"] and rid.gender == person["gender"]
         b = rid.birthdate
         age = AS_OF.year - b.year - ((AS_OF.month, AS_OF.day) < (b.month, b.day))
         assert person["age_over_18"] is (age >= 18) and person["age_over_60"] is (age >= 60)
         assert auth["enterprise_uscc"] == licence["uscc"] and auth["staff_name"] == person["name"]
+        assert auth["enterprise_name"] == licence["name"]
+        assert auth["granted_by"]["name"] == licence["legal_representative"]
     assert len(codes) == 300
+    assert 150 < premises_is_domicile < 300  # the permit reads the domicile from registration
+    assert 0 < branches < 60
 
 
 def test_reference_date_is_a_parameter_not_the_clock():
@@ -71,4 +82,4 @@ def test_reference_date_is_a_parameter_not_the_clock():
     person = generate_person(rng, as_of=dt.date(2000, 1, 1))
     assert person["birthdate"] <= "1982-01-01"
     licence = generate_business_licence(random.Random(1), as_of=dt.date(2010, 1, 1))
-    assert licence["issue_date"] <= "2010-01-01"
+    assert licence["registration"]["issue_date"] <= "2010-01-01"

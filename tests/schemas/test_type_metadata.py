@@ -141,15 +141,38 @@ def test_custom_messages_in_schemas_exist_in_both_languages(slug):
 # The decisions recorded in the brief and in schemas/README.md.
 
 
+REGISTRATION_MEMBERS = {
+    "entity_type", "registered_capital", "establishment_date", "business_term", "business_scope",
+    "domicile", "registration_authority", "issue_date",
+}
+
+
 def test_business_licence_shows_code_name_and_representative_and_hides_the_rest_on_request():
-    meta, _ = _load("business-licence")
+    meta, schema = _load("business-licence")
     sd = _sd(meta)
     top = {p: v for p, v in sd.items() if len(p) == 1}
-    assert {p for p, v in top.items() if v == "never"} == {("uscc",), ("name",), ("legal_representative",)}
-    assert all(v == "always" for p, v in top.items() if p[0] not in ("uscc", "name", "legal_representative"))
+    assert top == {("uscc",): "never", ("name",): "never", ("legal_representative",): "never",
+                   ("registration",): "always"}
     assert meta["elicence"]["qr_claims"] == [["uscc"], ["name"], ["legal_representative"]]
     assert meta["elicence"]["decoys"]["max"] == 0
     assert "公示信息" in meta["description"] and "decoy" in meta["description"]
+
+
+def test_business_licence_register_fields_are_one_object_each_member_disclosable():
+    """One top-level digest for registration, a recursive Disclosure per member (RFC 9901 s4.2.6);
+    members' inner structure (registered capital, business term) is not separately disclosable."""
+    meta, schema = _load("business-licence")
+    sd = _sd(meta)
+    members = {p[1]: v for p, v in sd.items() if len(p) == 2 and p[0] == "registration"}
+    assert set(members) == REGISTRATION_MEMBERS
+    assert set(members.values()) == {"always"}
+    inner = {p: v for p, v in sd.items() if len(p) == 3}
+    assert {p[1] for p in inner} == {"registered_capital", "business_term"}
+    assert set(inner.values()) == {"never"}
+    assert set(schema["properties"]["registration"]["properties"]) == REGISTRATION_MEMBERS
+    # the decision and its measured figures are recorded with the type
+    for words in ("registration", "version 24", "version 19", "869", "574"):
+        assert words in meta["description"], words
 
 
 def test_natural_person_discloses_nothing_by_default_and_recommends_decoys():

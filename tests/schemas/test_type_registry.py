@@ -76,17 +76,71 @@ def test_unknown_type_is_a_coded_error(key):
     assert info.value.code == "unknown_credential_type"
 
 
+REGISTRATION_MEMBERS = (
+    "entity_type", "registered_capital", "establishment_date", "business_term", "business_scope",
+    "domicile", "registration_authority", "issue_date",
+)
+
+
 def test_derived_paths_of_the_business_licence():
     t = get_type("business-licence")
     assert t.always_visible_paths == (("uscc",), ("name",), ("legal_representative",))
-    assert ("business_term",) in t.sd_paths and ("business_scope",) in t.sd_paths
+    # one selectively disclosable object, each member selectively disclosable (RFC 9901 s4.2.6):
+    # the parent first, then its members in metadata order
+    assert t.sd_paths == (("registration",),) + tuple(("registration", m) for m in REGISTRATION_MEMBERS)
     # a "never" member inside an "always" object is visible only when its parent is disclosed
-    assert ("business_term", "from") not in t.sd_paths
-    assert ("business_term", "from") not in t.always_visible_paths
-    assert ("registered_capital",) not in t.mandatory_paths and ("uscc",) in t.mandatory_paths
+    assert ("registration", "business_term", "from") not in t.sd_paths
+    assert ("registration", "business_term", "from") not in t.always_visible_paths
+    assert ("registration", "registered_capital") not in t.mandatory_paths
+    assert ("uscc",) in t.mandatory_paths and ("registration",) in t.mandatory_paths
     assert t.default_qr_claims == (("uscc",), ("name",), ("legal_representative",))
     assert t.validity_days == 365 and t.exp_not_after is None and t.decoys.max == 0
-    assert t.sd_policy(["business_scope"]) == "always"
+    assert t.sd_policy(["registration"]) == "always"
+    assert t.sd_policy(["registration", "business_scope"]) == "always"
+    assert t.sd_policy(["registration", "registered_capital", "amount"]) == "never"
+
+
+def test_labels_of_the_nested_business_licence_claims():
+    t = get_type("business-licence")
+    assert (t.label(("registration",)), t.label(("registration",), "en")) == ("登记事项", "Registration details")
+    assert t.label(("registration", "business_scope")) == "经营范围"
+    assert t.label(("registration", "issue_date"), "en") == "Date of issue"
+    assert t.label(("registration", "business_term", "to"), "en") == "Term until"
+
+
+@pytest.mark.parametrize("type_", all_types(), ids=lambda t: t.slug)
+def test_the_parent_of_every_nested_sd_claim_is_listed_when_its_metadata_says_so(type_):
+    for path in type_.sd_paths:
+        for i in range(1, len(path)):
+            parent = path[:i]
+            assert (parent in type_.sd_paths) == (type_.sd_policy(parent) != "never"), (path, parent)
+            if parent in type_.sd_paths:  # issued bottom-up, listed top-down
+                assert type_.sd_paths.index(parent) < type_.sd_paths.index(path)
+
+
+def test_disclosable_paths_are_the_sd_paths_present_in_a_record():
+    t = get_type("business-licence")
+    licence = {"uscc": "91350100M000100Y43", "name": "x", "legal_representative": "y",
+               "registration": {m: "v" for m in REGISTRATION_MEMBERS}}
+    assert t.disclosable_paths(licence) == t.sd_paths
+    branch = copy.deepcopy(licence)
+    del branch["registration"]["registered_capital"]  # a branch has no registered capital
+    assert t.disclosable_paths(branch) == tuple(p for p in t.sd_paths if p != ("registration", "registered_capital"))
+    assert t.disclosable_paths({"uscc": "x"}) == ()
+    assert t.disclosable_paths({"registration": "not an object"}) == (("registration",),)
+
+
+def test_disclosable_paths_expand_array_wildcards(tmp_path):
+    schema = copy.deepcopy(PHARMACY_SCHEMA)
+    schema["properties"]["drugs"] = {"type": "array", "items": {"type": "string"}}
+    claims = PHARMACY_METADATA["claims"] + [
+        {"path": ["drugs"], "display": [{"locale": "zh-CN", "label": "药品"}, {"locale": "en", "label": "Drugs"}], "sd": "never"},
+        {"path": ["drugs", None], "display": [{"locale": "zh-CN", "label": "药品"}, {"locale": "en", "label": "Drug"}], "sd": "always"},
+    ]
+    t = load_type(_write_type(tmp_path, schema=schema, metadata=_meta(claims=claims)))
+    assert ("drugs", None) in t.sd_paths
+    record = {"licence_number": "AB1234567", "warehouse": {"address": "a"}, "drugs": ["x", "y"]}
+    assert t.disclosable_paths(record) == (("warehouse",), ("warehouse", "address"), ("drugs", 0), ("drugs", 1))
 
 
 def test_labels_per_path_and_locale():
