@@ -101,6 +101,8 @@ _RESERVED_NAMES = frozenset({_SD, _DOTS, _SD_ALG_KEY})
 
 ClaimPath = tuple[Union[str, int], ...]
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 #: A public key, or a function of the *unverified* protected header and payload returning the key
 #: (raising a coded error such as ``unknown_key``). Use the payload only to choose the key.
 IssuerKeyResolver = Union[PublicKey, Callable[[Mapping[str, Any], Mapping[str, Any]], PublicKey]]
@@ -145,6 +147,12 @@ def make_disclosure(name: str | None, value: Any, *, salt: str) -> Disclosure:
     Raises ``ReservedClaimName`` for ``_sd``/``...``/``_sd_alg`` and ``Malformed`` for a non-string
     salt or name or a value that is not JSON.
     """
+    encoded = _encode_disclosure(name, value, salt)
+    return Disclosure(salt, name, value, encoded, digest(encoded))
+
+
+def _encode_disclosure(name: str | None, value: Any, salt: str) -> str:
+    # The base64url text of make_disclosure's Disclosure; issue() needs only that and its digest.
     # RFC 9901 s4.2.1: the salt "MUST be a string"; the claim name "MUST be a string and MUST NOT be
     # _sd, ...".
     if not isinstance(salt, str) or not salt:
@@ -157,8 +165,7 @@ def make_disclosure(name: str | None, value: Any, *, salt: str) -> Disclosure:
         raw = jws.dumps([salt, value] if name is None else [salt, name, value])
     except (TypeError, ValueError) as exc:
         raise Malformed(f"claim value is not JSON: {exc}") from exc
-    encoded = b64u_encode(raw)
-    return Disclosure(salt, name, value, encoded, digest(encoded))
+    return b64u_encode(raw)
 
 
 def parse_disclosure(text: str) -> Disclosure:
@@ -302,7 +309,7 @@ def issue(
     else:
         raise Malformed("decoys must be a non-negative integer or a function of the object path")
 
-    issued: list[Disclosure] = []
+    issued: list[str] = []
     found: set[ClaimPath] = set()
     used_salts: set[str] = set()
 
@@ -316,7 +323,10 @@ def issue(
         return salt
 
     def encode(value: Any, path: ClaimPath) -> Any:
-        if isinstance(value, Mapping):
+        t = type(value)
+        if t in _JSON_SCALARS:
+            return value  # the common case first; the checks below are for containers and subclasses
+        if t is dict or isinstance(value, Mapping):
             out: dict[str, Any] = {}
             digests: list[str] = []
             for name, member in value.items():
@@ -327,20 +337,21 @@ def issue(
                     # the purpose of conveying digests".
                     raise ReservedClaimName(f"claim name {name!r} at {path!r} is reserved")
                 sub = path + (name,)
-                encoded = encode(member, sub)
+                encoded = member if type(member) in _JSON_SCALARS else encode(member, sub)
                 if sub in paths:
                     found.add(sub)
-                    d = make_disclosure(name, encoded, salt=fresh_salt())
-                    issued.append(d)
-                    digests.append(d.digest)
+                    disclosure = _encode_disclosure(name, encoded, fresh_salt())
+                    issued.append(disclosure)
+                    digests.append(digest(disclosure))
                 else:
                     out[name] = encoded
             n_decoys = decoy_count(path, bool(digests))
             if not isinstance(n_decoys, int) or isinstance(n_decoys, bool) or n_decoys < 0:
                 raise Malformed("the decoy policy must return a non-negative integer")
-            # RFC 9901 s4.2.5: decoys are "hashing over a cryptographically secure random number"
-            # with "The same digest function as for the Disclosures".
-            digests.extend(digest(fresh_salt()) for _ in range(n_decoys))
+            if n_decoys:
+                # RFC 9901 s4.2.5: decoys are "hashing over a cryptographically secure random number"
+                # with "The same digest function as for the Disclosures".
+                digests.extend(digest(fresh_salt()) for _ in range(n_decoys))
             if digests:
                 # RFC 9901 s4.2.4.1: "The Issuer MUST hide the original order of the claims in the
                 # array" - sorting does not depend on the original order.
@@ -354,11 +365,11 @@ def issue(
                 encoded = encode(element, sub)
                 if sub in paths:
                     found.add(sub)
-                    d = make_disclosure(None, encoded, salt=fresh_salt())
-                    issued.append(d)
+                    disclosure = _encode_disclosure(None, encoded, fresh_salt())
+                    issued.append(disclosure)
                     # RFC 9901 s4.2.4.2: {"...": "<digest>"} in the same position; "There MUST NOT
                     # be any other keys in the object."
-                    items.append({_DOTS: d.digest})
+                    items.append({_DOTS: digest(disclosure)})
                 else:
                     items.append(encoded)
             return items
@@ -377,10 +388,10 @@ def issue(
     payload[_SD_ALG_KEY] = SD_ALG
     if holder_jwk is not None:
         # RFC 9901 s4.1.2: the Holder's public key in "the cnf claim as defined in [RFC7800]".
-        jws.public_key_from_jwk(holder_jwk)
+        _import_jwk(holder_jwk)
         payload["cnf"] = {"jwk": dict(holder_jwk)}
     issuer_jwt = jws.sign(payload, signer, typ=typ, header=header)
-    return SdJwt(issuer_jwt, tuple(d.encoded for d in issued)).serialize()
+    return SdJwt(issuer_jwt, tuple(issued)).serialize()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -435,7 +446,16 @@ def _process(
         out: dict[str, Any] = {}
         digests = None
         for key, value in obj.items():
-            if key == _SD:
+            if key not in _RESERVED_NAMES:
+                # walk() inlined: most claims are strings and numbers, which are kept as they are.
+                t = type(value)
+                if t is dict:
+                    out[key] = walk_object(value, path + (key,), depth + 1)
+                elif t is list:
+                    out[key] = walk_array(value, path + (key,), depth + 1)
+                else:
+                    out[key] = value
+            elif key == _SD:
                 # RFC 9901 s4.2.4.1: "The _sd key MUST refer to an array of strings".
                 if type(value) is not list or not all(type(d) is str for d in value):
                     raise Malformed(f"'_sd' at {path!r} is not an array of strings")
@@ -444,13 +464,11 @@ def _process(
                 # RFC 9901 s4.1: the payload "MUST NOT contain the claims _sd or ... except for the
                 # purpose of conveying digests"; '...' conveys a digest only as an array element.
                 raise Malformed(f"'...' outside an array element at {path!r}")
-            elif key == _SD_ALG_KEY:
-                # RFC 9901 s4.1.1: _sd_alg "MUST NOT be used in any object nested within the
+            else:
+                # _sd_alg. RFC 9901 s4.1.1: it "MUST NOT be used in any object nested within the
                 # payload"; s7.1 step 3.6: "Remove the claim _sd_alg from the SD-JWT payload."
                 if depth:
                     raise Malformed(f"'_sd_alg' nested at {path!r}")
-            else:
-                out[key] = walk(value, path + (key,), depth + 1)
         if digests:
             for d in digests:
                 claim_digest(d)
@@ -615,7 +633,8 @@ def present(
     wanted: set[str] = set()
     for path in disclose:
         wanted.update(_select(payload, by_digest, _norm_path(path)))
-    selected = tuple(d for d in sd.disclosures if digest(d) in wanted)
+    # by_digest holds every Disclosure once, in presented order (a repeat raised duplicate_disclosure).
+    selected = tuple(d.encoded for d in by_digest.values() if d.digest in wanted)
     presentation = SdJwt(sd.issuer_jwt, selected)
     if holder_signer is None:
         return presentation.serialize()
@@ -694,6 +713,13 @@ def _cached_public_key(members: tuple[tuple[str, str], ...]) -> PublicKey:
     return jws.public_key_from_jwk(dict(members))
 
 
+def _import_jwk(jwk: Mapping[str, Any]) -> PublicKey:
+    """``jws.public_key_from_jwk``, cached when every member is a string; raises ``InvalidKey``."""
+    if all(type(k) is str and type(v) is str for k, v in jwk.items()):
+        return _cached_public_key(tuple(sorted(jwk.items())))
+    return jws.public_key_from_jwk(jwk)
+
+
 def _holder_key(claims: Mapping[str, Any]) -> tuple[Mapping[str, Any], PublicKey]:
     cnf = claims.get("cnf")
     jwk = cnf.get("jwk") if type(cnf) is dict else None
@@ -702,9 +728,7 @@ def _holder_key(claims: Mapping[str, Any]) -> tuple[Mapping[str, Any], PublicKey
         # key"; only the cnf.jwk confirmation method (RFC 7800 s3.2) is supported.
         raise MissingClaim("Key Binding needs the Holder's key in cnf.jwk")
     try:
-        if all(type(v) is str for v in jwk.values()):
-            return jwk, _cached_public_key(tuple(sorted(jwk.items())))
-        return jwk, jws.public_key_from_jwk(jwk)
+        return jwk, _import_jwk(jwk)
     except CredentialError as exc:
         raise KeyBindingError(f"cnf.jwk is not a usable key: {exc.detail}") from exc
 

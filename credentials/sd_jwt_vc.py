@@ -87,6 +87,11 @@ IssuerKeyLookup = Callable[[str, Mapping[str, Any], str], PublicKey]
 
 _SET_BY_ISSUE_VC = frozenset({"iss", "vct", "iat", "nbf", "exp", "cnf", "status"})
 
+# Identifiers already found valid (exact str values): a verifier sees the same few issuers again and
+# again, and urlsplit costs about 2 µs per credential. Bounded; cleared when full (then re-learnt).
+_VALID_IDENTIFIERS: set[str] = set()
+_MAX_REMEMBERED_IDENTIFIERS = 1024
+
 
 def check_issuer_identifier(iss: Any) -> str:
     """Return ``iss`` if it is an issuer identifier of s5; raises ``MissingClaim`` / ``Malformed``.
@@ -98,6 +103,8 @@ def check_issuer_identifier(iss: Any) -> str:
         raise MissingClaim("the credential has no iss")
     if not isinstance(iss, str):
         raise Malformed("iss must be a string")
+    if type(iss) is str and iss in _VALID_IDENTIFIERS:
+        return iss
     try:
         parts = urlsplit(iss)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
@@ -112,6 +119,10 @@ def check_issuer_identifier(iss: Any) -> str:
         or any(c.isspace() for c in iss)
     ):
         raise Malformed(f"iss {iss!r} is not an https URL without query, fragment or user info")
+    if type(iss) is str:
+        if len(_VALID_IDENTIFIERS) >= _MAX_REMEMBERED_IDENTIFIERS:
+            _VALID_IDENTIFIERS.clear()
+        _VALID_IDENTIFIERS.add(iss)
     return iss
 
 
