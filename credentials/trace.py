@@ -41,5 +41,7 @@ class CheckTrace:
                 self.passed.append(self._current)
         elif isinstance(exc, CredentialError) and exc.check is None:
             exc.check = self._current
-            exc.passed = tuple(self.passed)
+            # A check may run in two steps (validity_period: exp/nbf, then iat): failing the second
+            # step means it failed, so it is not also listed as passed.
+            exc.passed = tuple(p for p in self.passed if p != self._current)
         return False

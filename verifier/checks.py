@@ -81,21 +81,37 @@ def check_policy(
     credential: VerifiedCredential,
     *,
     accepted_vcts: frozenset[str] | None,
-    required_claims: Mapping[str, tuple[str, ...]] | tuple[str, ...],
+    required_claims: Mapping[str, tuple[str | tuple[str, ...], ...]] | tuple[str | tuple[str, ...], ...],
 ) -> None:
     """The verifier's acceptance rules: the credential type and the claims that must be disclosed.
 
-    ``required_claims`` is a tuple of top-level claim names, or a mapping from ``vct`` to such a tuple.
-    Raises ``invalid_typ`` for a type not accepted and ``missing_claim`` naming every claim missing.
+    ``required_claims`` is a tuple of claims, or a mapping from ``vct`` to such a tuple. A claim is a
+    top-level name or a path into nested objects (``("registration", "domicile")``): with recursive
+    disclosures an object can be disclosed with none of its members, so naming the object alone
+    does not require any member. Raises ``invalid_typ`` for a type not accepted and ``missing_claim``
+    naming every claim missing.
     """
     if accepted_vcts is not None and credential.vct not in accepted_vcts:
         raise InvalidTyp(f"credential type {credential.vct!r} is not accepted here")
     required = (
         required_claims.get(credential.vct, ()) if isinstance(required_claims, Mapping) else required_claims
     )
-    missing = [name for name in required if name not in credential.claims]
+    missing = [_claim_name(claim) for claim in required if not _disclosed(credential.claims, claim)]
     if missing:
         raise MissingClaim(f"required claim(s) not disclosed: {', '.join(missing)}")
+
+
+def _claim_name(claim: str | tuple[str, ...]) -> str:
+    return claim if isinstance(claim, str) else ".".join(claim)
+
+
+def _disclosed(claims: Mapping[str, Any], claim: str | tuple[str, ...]) -> bool:
+    node: Any = claims
+    for step in (claim,) if isinstance(claim, str) else claim:
+        if not isinstance(node, Mapping) or step not in node:
+            return False
+        node = node[step]
+    return True
 
 
 def replay_key(credential: VerifiedCredential) -> str | None:

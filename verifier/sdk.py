@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
+from urllib.parse import urlsplit
 
 from credentials import jws, qr
 from credentials.errors import CredentialError, Malformed, StatusUnavailable
@@ -60,16 +61,47 @@ Input = Union[str, bytes, bytearray, Any]  # text, bytes of text or of an image,
 Clock = Callable[[], float]
 
 
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _check_fetch_url(url: str) -> None:
+    # The host is compared after parsing: a prefix test would let http://127.0.0.1.attacker.example
+    # and http://localhost@attacker.example through.
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:
+        raise ValueError(f"refusing to fetch {url!r}: not a URL") from exc
+    allowed = parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK_HOSTS)
+    if not host or not allowed or parts.username is not None:
+        raise ValueError(f"refusing to fetch {url!r}: only https (or loopback http)")
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Applies the rule of :func:`http_fetch` to every redirect, not only to the first URL."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        try:
+            _check_fetch_url(newurl)
+        except ValueError:
+            fp.close()
+            raise
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_CheckedRedirects)
+
+
 def http_fetch(url: str, *, timeout: float = 5.0, max_bytes: int = _MAX_FETCH_BYTES, accept: str = "*/*") -> bytes:
     """GET ``url`` over HTTPS (or HTTP on loopback, for tests and local demos) with a size bound.
 
-    Raises ``OSError``/``ValueError`` subclasses on any failure; the caches turn those into
-    ``status_unavailable`` / ``cannot_verify``.
+    Redirects are followed only to URLs that satisfy the same rule. Raises ``OSError``/``ValueError``
+    subclasses on any failure; the caches turn those into ``status_unavailable`` / ``cannot_verify``.
     """
-    if not (url.startswith("https://") or url.startswith(("http://127.0.0.1", "http://localhost"))):
-        raise ValueError(f"refusing to fetch {url!r}: only https (or loopback http)")
+    _check_fetch_url(url)
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "elicence-verifier"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
+    with _OPENER.open(request, timeout=timeout) as response:  # noqa: S310 - scheme checked above
         body = response.read(max_bytes + 1)
     if len(body) > max_bytes:
         raise ValueError(f"{url} answered more than {max_bytes} bytes")
@@ -174,7 +206,11 @@ class StatusSource:
         by_uri: dict[str, Path] = {}
         for path in paths:
             file = Path(path)
-            by_uri[_token_sub(file.read_text(encoding="ascii").strip())] = file
+            try:
+                text = file.read_text(encoding="ascii").strip()
+            except UnicodeDecodeError as exc:
+                raise Malformed(f"{file} is not a status list token (not ASCII)") from exc
+            by_uri[_token_sub(text)] = file
 
         def fetch(uri: str) -> bytes:
             if uri not in by_uri:
@@ -288,6 +324,20 @@ class VerificationResult:
         }
 
 
+# CheckResult values are immutable: one per check name, reused by every result (about 4 µs a result).
+_PASSED: dict[str, CheckResult] = {}
+
+
+def _passed(names: Iterable[str]) -> tuple[CheckResult, ...]:
+    out = []
+    for name in names:
+        result = _PASSED.get(name)
+        if result is None:
+            result = _PASSED.setdefault(name, CheckResult(name, True))
+        out.append(result)
+    return tuple(out)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
@@ -372,7 +422,6 @@ class Verifier:
         with trace.step("decode"):
             presentation = decode_input(data)
         policy = self.policy
-        trusted = self.trust.current()
         kb = None
         if policy.require_key_binding:
             kb = KeyBindingPolicy(
@@ -381,14 +430,23 @@ class Verifier:
                 max_age=policy.freshness,
                 skew=policy.skew,
             )
+        used_trust: list[CachedTrustList] = []
+
+        def resolve(iss: str, header: Mapping[str, Any], vct: str) -> PublicKey:
+            # Runs inside the trusted_issuer check: no usable trust list fails there (cannot_verify).
+            trusted = self.trust.current()
+            used_trust.append(trusted)
+            return trusted.trust_list.resolver()(iss, header, vct)
+
         credential = verify_vc(
             presentation,
-            resolve_issuer_key=trusted.trust_list.resolver(),
+            resolve_issuer_key=resolve,
             now=int(moment),
             skew=policy.skew,
             kb=kb,
             trace=trace,
         )
+        trusted = used_trust[0]
         with trace.step("status"):
             used = check_status(credential, self._lookup_status, required=policy.require_status)
         with trace.step("policy"):
@@ -407,7 +465,7 @@ class Verifier:
             status="valid" if used is not None else "not_checked",
             holder_bound=credential.key_bound,
             presented_at=None if credential.kb_payload is None else credential.kb_payload.get("iat"),
-            checks=tuple(CheckResult(name, True) for name in trace.passed),
+            checks=_passed(trace.passed),
             trust_list_age=trusted.trust_list.age(moment),
             trust_list_stale=trusted.stale,
             status_list_age=None if used is None else used.age,
