@@ -115,6 +115,8 @@ class CredentialError(Exception):
         #: (set by :class:`credentials.trace.CheckTrace`; ``None`` outside a traced verification).
         self.check: str | None = None
         self.passed: tuple[str, ...] = ()
+        #: What a failed presentation *claims* (issuer, vct), unverified, for display only (set by the SDK).
+        self.claimed: dict[str, str] = {}
         super().__init__(self.detail)
 
     def to_dict(self) -> dict[str, str]:

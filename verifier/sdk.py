@@ -346,8 +346,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _claimed(presentation: str) -> dict[str, str]:
+    """The issuer and type a presentation claims, read without verification (for display on failure)."""
+    try:
+        payload = jws.parse(presentation.split("~", 1)[0]).payload
+    except CredentialError:
+        return {}
+    return {k: payload[k] for k in ("iss", "vct") if isinstance(payload.get(k), str)}
+
+
 def failure_report(error: CredentialError) -> dict[str, Any]:
-    """The JSON-ready view of a failed verification: code, messages, and the checks that ran."""
+    """The JSON-ready view of a failed verification: code, messages, and the checks that ran.
+
+    ``claimed_issuer`` / ``claimed_vct`` are what the presentation says of itself, unverified: shown so
+    a counter can tell the holder which credential failed, never as a statement of fact.
+    """
     checks = [{"name": name, "passed": True, "code": None} for name in error.passed]
     if error.check is not None:
         checks.append({"name": error.check, "passed": False, "code": error.code})
@@ -359,6 +372,8 @@ def failure_report(error: CredentialError) -> dict[str, Any]:
         "message_zh": error.description_zh,
         "failed_check": error.check,
         "checks": checks,
+        "claimed_issuer": error.claimed.get("iss"),
+        "claimed_vct": error.claimed.get("vct"),
     }
 
 
@@ -438,21 +453,25 @@ class Verifier:
             used_trust.append(trusted)
             return trusted.trust_list.resolver()(iss, header, vct)
 
-        credential = verify_vc(
-            presentation,
-            resolve_issuer_key=resolve,
-            now=int(moment),
-            skew=policy.skew,
-            kb=kb,
-            trace=trace,
-        )
+        try:
+            credential = verify_vc(
+                presentation,
+                resolve_issuer_key=resolve,
+                now=int(moment),
+                skew=policy.skew,
+                kb=kb,
+                trace=trace,
+            )
+            with trace.step("status"):
+                used = check_status(credential, self._lookup_status, required=policy.require_status)
+            with trace.step("policy"):
+                check_policy(credential, accepted_vcts=policy.accepted_vcts, required_claims=policy.required_claims)
+            with trace.step("replay"):
+                check_replay(credential, self.replay, window=policy.freshness + 2 * policy.skew, now=moment)
+        except CredentialError as exc:
+            exc.claimed = _claimed(presentation)
+            raise
         trusted = used_trust[0]
-        with trace.step("status"):
-            used = check_status(credential, self._lookup_status, required=policy.require_status)
-        with trace.step("policy"):
-            check_policy(credential, accepted_vcts=policy.accepted_vcts, required_claims=policy.required_claims)
-        with trace.step("replay"):
-            check_replay(credential, self.replay, window=policy.freshness + 2 * policy.skew, now=moment)
         issuer = trusted.trust_list.issuer(credential.issuer)
         return VerificationResult(
             issuer=credential.issuer,

@@ -18,7 +18,7 @@ from elicence.scenario import set_status
 from keys.jwk import b64u_decode, b64u_encode
 from keys.signer import SoftwareSigner
 from schemas.registry import get_type
-from verifier.sdk import MemoryReplayStore, Policy
+from verifier.sdk import MemoryReplayStore, Policy, failure_report
 
 NOW = 1_790_000_000
 DAY = 86400
@@ -453,3 +453,14 @@ def test_failed_verification_does_not_use_up_the_code(kit):
     available["up"] = True
     assert verifier.verify(text).status == "valid"
     kit.fails(verifier, text, "replay", "replay")
+
+
+def test_failure_report_names_the_claimed_issuer_and_type_unverified(kit):
+    world = kit.world
+    revoked = kit.verifier(status=set_status(world, IDX, 1, now=NOW).status_token)
+    error = kit.fails(revoked, kit.present(), "revoked", "status")
+    report = failure_report(error)
+    assert report["claimed_issuer"] == world.issuer_id
+    assert report["claimed_vct"] == kit.licence.vct
+    garbage = kit.fails(kit.verifier(), "not a presentation", "malformed", "decode")
+    assert failure_report(garbage)["claimed_issuer"] is None
