@@ -9,6 +9,6 @@
 No web framework and no database are imported here (a test walks the imports).
 """
 
-from credentials import base45, errors, jws, qr, sd_jwt, sd_jwt_vc, status_list, trace, trust
+from credentials import base45, clock, errors, jws, qr, sd_jwt, sd_jwt_vc, status_list, trace, trust
 
-__all__ = ["base45", "errors", "jws", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"]
+__all__ = ["base45", "clock", "errors", "jws", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"]

@@ -43,10 +43,10 @@ import threading
 import zlib
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol, Union
 
 from credentials import jws
+from credentials.clock import Timestamp, seconds
 from credentials.errors import (
     CredentialError,
     PayloadTooLarge,
@@ -104,17 +104,6 @@ DEFAULT_MAX_SIZE = 1 << 22
 #: size; a caller may pass a lower ``level``.
 COMPRESSION_LEVEL = 9
 
-Timestamp = Union[int, float, datetime]
-
-
-def _seconds(t: Timestamp) -> int | float:
-    if isinstance(t, datetime):
-        if t.tzinfo is None:
-            raise TypeError("datetime must be timezone-aware")
-        return t.timestamp()
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"time must be seconds since the epoch or a datetime, not {type(t).__name__}")
-    return t
 
 
 def _check_bits(bits: Any) -> int:
@@ -365,7 +354,7 @@ class VerifiedStatusList:
 
     def age(self, now: Timestamp) -> float:
         """Seconds since the list was issued (``now - iat``)."""
-        return _seconds(now) - self.iat
+        return seconds(now) - self.iat
 
     def status(self, idx: int) -> int:
         """The status value at ``idx``; raises ``StatusListInvalid`` if out of range."""
@@ -410,7 +399,7 @@ def sign_status_list_token(
 
 
 def _numeric_date(t: Timestamp) -> int:
-    return int(_seconds(t))
+    return int(seconds(t))
 
 
 def _number(payload: Mapping[str, Any], name: str) -> int | float | None:
@@ -453,7 +442,7 @@ def verify_status_list_token(
             token = bytes(token).decode("ascii").strip()
         except UnicodeDecodeError as exc:
             raise StatusListInvalid("status list token is not ASCII") from exc
-    t = _seconds(now)
+    t = seconds(now)
     # s5.1 rule 2: "Relying Parties MUST reject JWTs with an invalid signature"; jws.verify also
     # refuses 'none' and every MAC (our allow-list is ES256 and EdDSA).
     verified = jws.verify(token, key, typ=TYP, max_bytes=_token_limit(max_size))
@@ -602,13 +591,13 @@ class StatusListCache:
         Raises ``StatusUnavailable`` when it cannot be fetched and no usable copy exists, and the codes
         of :func:`verify_status_list_token` when the fetched token is bad.
         """
-        now = float(_seconds(self._clock()))
+        now = float(seconds(self._clock()))
         entry = self._entries.get(uri)
         if entry is not None and now < entry.usable_until:
             return self._view(entry, now, False)
         # Single flight: whoever holds the lock fetches; the others wait, then find the fresh copy.
         with self._lock(uri):
-            now = float(_seconds(self._clock()))
+            now = float(seconds(self._clock()))
             entry = self._entries.get(uri)
             if entry is not None and now < entry.usable_until:
                 return self._view(entry, now, False)

@@ -41,6 +41,7 @@ from typing import Any, Union
 from urllib.parse import urlsplit
 
 from credentials import jws
+from credentials.clock import Timestamp, seconds
 from credentials.errors import (
     CannotVerify,
     CredentialError,
@@ -74,18 +75,7 @@ TYP = "trustlist+jwt"
 #: ``(iss, protected header, vct) -> public key``, as the SD-JWT VC verification resolves issuer keys.
 IssuerKeyResolver = Callable[[str, Mapping[str, Any], str], PublicKey]
 
-Timestamp = Union[int, float, datetime]
 OperatorKey = Union[PublicKey, Mapping[str, Any], Sequence[Union[PublicKey, Mapping[str, Any]]]]
-
-
-def _seconds(t: Timestamp) -> int | float:
-    if isinstance(t, datetime):
-        if t.tzinfo is None:
-            raise TypeError("datetime must be timezone-aware")
-        return t.timestamp()
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"time must be seconds since the epoch or a datetime, not {type(t).__name__}")
-    return t
 
 
 def _iso(t: float) -> str:
@@ -234,11 +224,11 @@ class TrustList:
 
     def age(self, now: Timestamp) -> float:
         """Seconds since the list was issued."""
-        return _seconds(now) - self.iat
+        return seconds(now) - self.iat
 
     def is_expired(self, now: Timestamp) -> bool:
         """Whether ``now`` is at or after ``exp`` (the list must not be relied upon any more)."""
-        return _seconds(now) >= self.exp
+        return seconds(now) >= self.exp
 
     def resolver(self) -> IssuerKeyResolver:
         """A ``(iss, header, vct) -> key`` function for SD-JWT VC verification.
@@ -279,8 +269,8 @@ def create_trust_list(
     entries = tuple(i if isinstance(i, TrustedIssuer) else TrustedIssuer.from_json(i) for i in issuers)
     trust_list = TrustList(
         iss=_https_identifier(iss, "trust list operator (iss)"),
-        iat=int(_seconds(iat)),
-        exp=int(_seconds(exp)),
+        iat=int(seconds(iat)),
+        exp=int(seconds(exp)),
         sequence=_sequence(sequence),
         issuers=entries,
     )
@@ -338,7 +328,7 @@ def load_trust_list(
             token = bytes(token).decode("ascii").strip()
         except UnicodeDecodeError as exc:
             raise Malformed("trust list is not ASCII") from exc
-    t = _seconds(now)
+    t = seconds(now)
     parsed = jws.parse(token)
     verified = None
     failure: CredentialError | None = None
@@ -446,7 +436,7 @@ class TrustListCache:
         self._lock = threading.Lock()
         if initial is not None:
             # A copy shipped with the verifier or persisted on disk: checked like any other.
-            now = float(_seconds(clock()))
+            now = float(seconds(clock()))
             self._current = self._load(initial, now)
             self._fetched_at = now
 
@@ -500,11 +490,11 @@ class TrustListCache:
 
     def get(self) -> CachedTrustList:
         """The current trust list, refreshed when due; raises ``CannotVerify`` if none is usable."""
-        now = float(_seconds(self._clock()))
+        now = float(seconds(self._clock()))
         if not self._due(now):
             return self._answer(now)
         with self._lock:
-            now = float(_seconds(self._clock()))
+            now = float(seconds(self._clock()))
             if self._due(now):
                 self._refresh(now)
             return self._answer(now)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import sys
 import time
@@ -23,7 +22,7 @@ from credentials.errors import CredentialError
 from credentials.errors import StatusUnavailable as CannotVerifyStatus
 from keys.errors import KeyMaterialError
 from keys.jwk import jwks, load_private_jwk, load_public_jwk, private_jwk, public_jwk, thumbprint
-from keys.keystore import FileKeyRecordStore, Keystore, load_kek
+from keys.keystore import FileKeyRecordStore, KeystoreError, Keystore, load_kek, write_secret_file
 from keys.signer import SoftwareSigner
 from schemas.errors import SchemaError
 from schemas.registry import get_type, validate_claims
@@ -77,13 +76,9 @@ def read_json(path: str) -> Any:
 def write_secret(path: str, text: str) -> None:
     """Create ``path`` with mode 0600 (never overwriting) and write ``text``."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise UsageError(f"{path} exists; refusing to overwrite a key file") from exc
-    except OSError as exc:
-        raise UsageError(f"cannot create {path}: {exc}") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        write_secret_file(path, text)
+    except KeystoreError as exc:
+        raise UsageError(f"{exc.detail}; refusing to overwrite a key file") from exc
 
 
 def write_file(path: str, data: str | bytes) -> None:

@@ -45,6 +45,7 @@ from keys.keystore import (
     generate_kek,
     load_kek,
     write_kek_file,
+    write_secret_file,
 )
 from keys.signer import Signer, SoftwareSigner
 
@@ -89,4 +90,5 @@ __all__ = [
     "load_kek",
     "generate_kek",
     "write_kek_file",
+    "write_secret_file",
 ]

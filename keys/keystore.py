@@ -84,6 +84,7 @@ __all__ = [
     "load_kek",
     "generate_kek",
     "write_kek_file",
+    "write_secret_file",
 ]
 
 KEK_ENV = "ELICENCE_KEK"
@@ -460,18 +461,27 @@ def write_kek_file(path: str | os.PathLike[str], kek: bytes | None = None) -> by
     kek = generate_kek() if kek is None else kek
     if not isinstance(kek, bytes) or len(kek) != KEK_BYTES:
         raise KekInvalid()
+    write_secret_file(path, b64u_encode(kek) + "\n", what="KEK file")
+    return kek
+
+
+def write_secret_file(path: str | os.PathLike[str], text: str, *, what: str = "key file") -> None:
+    """Create ``path`` with mode 0600 and write ``text`` durably; never overwrites an existing file.
+
+    Raises ``KeystoreError`` when the file exists or cannot be created. The one way key material is
+    written to disk here (KEK files, private JWK files of the CLI).
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
-        raise KeystoreError(f"{path} exists; a KEK file is never overwritten") from exc
+        raise KeystoreError(f"{path} exists; a {what} is never overwritten") from exc
     except OSError as exc:
-        raise KeystoreError(f"cannot create KEK file: {exc.strerror}") from exc
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        os.fchmod(fd, 0o600)
-        handle.write(b64u_encode(kek) + "\n")
+        raise KeystoreError(f"cannot create {what}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, 0o600)  # the umask may have narrowed, never widened, 0600; make it exact
+        handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
-    return kek
 
 
 # --- the keystore ----------------------------------------------------------------------------------

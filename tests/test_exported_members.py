@@ -54,6 +54,7 @@ PINNED: dict[str, frozenset[str]] = {
             "load_kek",
             "generate_kek",
             "write_kek_file",
+            "write_secret_file",
         }
     ),
     "credentials.errors": frozenset(
@@ -142,7 +143,7 @@ PINNED: dict[str, frozenset[str]] = {
     "wallet": frozenset(),
     "elicence": frozenset(),
     "credentials": frozenset(
-        {"base45", "errors", "jws", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"}
+        {"base45", "clock", "errors", "jws", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"}
     ),
     "verifier": frozenset(
         {
