@@ -21,10 +21,15 @@ Choices where the draft leaves room, with the reason:
   in the future, so it is validity-controlling (RFC 9901 s9.7).
 * ``exp`` is required by :func:`verify_vc` (the draft makes it OPTIONAL; RFC 9901 s9.7 lets the
   Verifier decide which validity claims it needs): a licence credential that never expires is refused.
+* ``iss`` (and the status list URI) may be ``http://`` for the loopback hosts 127.0.0.1, localhost
+  and [::1] only, so that a development deployment on ``http://127.0.0.1:8000`` works without TLS;
+  everywhere else s5's "MUST be ... HTTPS" holds. Trust is unaffected: the issuer's key still has
+  to come from the pinned trust list or the issuer's metadata (see :func:`check_url`).
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -69,8 +74,10 @@ __all__ = [
     "IssuerMetadataResolver",
     "issue_vc",
     "verify_vc",
+    "LOOPBACK_HOSTS",
     "well_known_url",
     "check_issuer_identifier",
+    "check_url",
 ]
 
 #: s3.2.1: "The typ value MUST use dc+sd-jwt."
@@ -80,6 +87,10 @@ VC_TYP = "dc+sd-jwt"
 NEVER_DISCLOSABLE = frozenset({"iss", "nbf", "exp", "cnf", "vct", "vct#integrity", "status", "iat"})
 #: s5: the well-known string inserted between host and path of ``iss``.
 WELL_KNOWN_SUFFIX = "/.well-known/jwt-vc-issuer"
+#: The only hosts for which an ``http://`` URL is accepted, for local development (see
+#: :func:`check_url`). Compared with the parsed host, never with a string prefix.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_WELL_KNOWN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 #: ``resolve_issuer_key(iss, header, vct)``: the issuer's public key for this header, or a coded
 #: error (``untrusted_issuer``, ``issuer_not_authorized_for_type``, ``unknown_key``, ``cannot_verify``).
@@ -93,11 +104,49 @@ _VALID_IDENTIFIERS: set[str] = set()
 _MAX_REMEMBERED_IDENTIFIERS = 1024
 
 
+def check_url(url: Any, *, what: str = "URL", allow_query: bool = True) -> str:
+    """Return ``url`` if it is an ``https`` URL (or ``http`` on a loopback host); raises ``Malformed``.
+
+    The one home of the scheme rule for every URL the credential core and the protocols accept:
+    a host is required; user info, fragments, white space and backslashes are refused; a query only
+    with ``allow_query``.
+    """
+    if not isinstance(url, str):
+        raise Malformed(f"{what} must be a string")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:
+        raise Malformed(f"{what} {url[:200]!r} is not a URL") from exc
+    # Local development (ELICENCE_PUBLIC_URL=http://127.0.0.1:8000) has no TLS certificate, so an
+    # http URL is accepted for the loopback hosts only, compared after parsing (a prefix test would
+    # let http://127.0.0.1.attacker.example through). This gives no trust: keys still come from the
+    # pinned trust list or the issuer's metadata, and a remote host is never reachable over http.
+    secure = url.startswith("https://") or (url.startswith("http://") and parts.hostname in LOOPBACK_HOSTS)
+    if (
+        not secure
+        or not parts.hostname
+        or "@" in parts.netloc
+        or (not allow_query and "?" in url)
+        or "#" in url
+        or "\\" in url
+        or any(c.isspace() for c in url)
+    ):
+        query = "" if allow_query else ", query"
+        raise Malformed(
+            f"{what} {url[:200]!r} is not an https URL (http only on a loopback host) without"
+            f" fragment{query} or user info"
+        )
+    return url
+
+
 def check_issuer_identifier(iss: Any) -> str:
     """Return ``iss`` if it is an issuer identifier of s5; raises ``MissingClaim`` / ``Malformed``.
 
     s5: "The iss MUST be a case-sensitive URL using the HTTPS scheme that contains scheme, host and,
     optionally, port number and path components, but no query or fragment components."
+    (OpenID4VCI 1.0 s12.2.1 defines the Credential Issuer Identifier in the same words.) The one
+    exception, ``http`` on a loopback host for local development, is explained in :func:`check_url`.
     """
     if iss is None:
         raise MissingClaim("the credential has no iss")
@@ -105,20 +154,7 @@ def check_issuer_identifier(iss: Any) -> str:
         raise Malformed("iss must be a string")
     if type(iss) is str and iss in _VALID_IDENTIFIERS:
         return iss
-    try:
-        parts = urlsplit(iss)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError as exc:
-        raise Malformed(f"iss {iss!r} is not a URL") from exc
-    if (
-        not iss.startswith("https://")
-        or not parts.hostname
-        or "@" in parts.netloc
-        or "?" in iss
-        or "#" in iss
-        or any(c.isspace() for c in iss)
-    ):
-        raise Malformed(f"iss {iss!r} is not an https URL without query, fragment or user info")
+    check_url(iss, what="iss", allow_query=False)
     if type(iss) is str:
         if len(_VALID_IDENTIFIERS) >= _MAX_REMEMBERED_IDENTIFIERS:
             _VALID_IDENTIFIERS.clear()
@@ -126,14 +162,22 @@ def check_issuer_identifier(iss: Any) -> str:
     return iss
 
 
-def well_known_url(iss: str) -> str:
-    """The JWT VC Issuer Metadata URL for ``iss`` (s5, s5.1); raises like :func:`check_issuer_identifier`."""
+def well_known_url(iss: str, suffix: str = "jwt-vc-issuer") -> str:
+    """The metadata URL for ``iss``: ``/.well-known/<suffix>`` inserted between host and path.
+
+    With the default suffix, the JWT VC Issuer Metadata URL (s5, s5.1); the same rule serves
+    OpenID4VCI 1.0 s12.2.2 (``openid-credential-issuer``) and RFC 8414 s3.1
+    (``oauth-authorization-server``). Raises like :func:`check_issuer_identifier`, and ``Malformed``
+    for a suffix that is not one path segment.
+    """
     check_issuer_identifier(iss)
+    if not isinstance(suffix, str) or not _WELL_KNOWN_NAME.fullmatch(suffix):
+        raise Malformed(f"well-known suffix {suffix!r} is not a single path segment")
     parts = urlsplit(iss)
     # s5.1: "If the iss value contains a path component, any terminating / MUST be removed before
     # inserting /.well-known/ and the well-known URI suffix between the host component and the path
-    # component."
-    return f"https://{parts.netloc}{WELL_KNOWN_SUFFIX}{parts.path.rstrip('/')}"
+    # component." (RFC 8414 s3.1 says the same.) The scheme is kept: https, or http on loopback.
+    return f"{parts.scheme}://{parts.netloc}/.well-known/{suffix}{parts.path.rstrip('/')}"
 
 
 @dataclass(frozen=True, slots=True)

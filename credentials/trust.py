@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Union
-from urllib.parse import urlsplit
 
 from credentials import jws
 from credentials.clock import Timestamp, seconds
+from credentials.sd_jwt_vc import check_url
 from credentials.errors import (
     CannotVerify,
     CredentialError,
@@ -95,12 +95,8 @@ def _duration(seconds: float) -> str:
 
 
 def _https_identifier(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise Malformed(f"{what} must be a non-empty string")
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or parts.fragment or parts.username or parts.password:
-        raise Malformed(f"{what} {value!r} is not an HTTPS URL without fragment or credentials")
-    return value
+    # The same URL rule as credential issuers (https; http only on loopback for local development).
+    return check_url(value, what=what)
 
 
 @dataclass(frozen=True, slots=True)

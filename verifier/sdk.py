@@ -26,12 +26,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
-from urllib.parse import urlsplit
 
 from credentials import jws, qr
 from credentials.errors import CredentialError, Malformed, StatusUnavailable
 from credentials.sd_jwt import KeyBindingPolicy
-from credentials.sd_jwt_vc import NEVER_DISCLOSABLE, StatusReference, VerifiedCredential, verify_vc
+from credentials.sd_jwt_vc import NEVER_DISCLOSABLE, StatusReference, VerifiedCredential, check_url, verify_vc
 from credentials.status_list import MEDIA_TYPE as STATUS_LIST_MEDIA_TYPE
 from credentials.status_list import CachedStatusList, StatusListCache
 from credentials.trace import CheckTrace
@@ -61,21 +60,13 @@ Input = Union[str, bytes, bytearray, Any]  # text, bytes of text or of an image,
 Clock = Callable[[], float]
 
 
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
 def _check_fetch_url(url: str) -> None:
-    # The host is compared after parsing: a prefix test would let http://127.0.0.1.attacker.example
-    # and http://localhost@attacker.example through.
+    # One URL rule for the whole core (credentials.sd_jwt_vc.check_url: https, or http on a loopback
+    # host); a ValueError here is what the caches turn into status_unavailable / cannot_verify.
     try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError as exc:
-        raise ValueError(f"refusing to fetch {url!r}: not a URL") from exc
-    allowed = parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK_HOSTS)
-    if not host or not allowed or parts.username is not None:
-        raise ValueError(f"refusing to fetch {url!r}: only https (or loopback http)")
+        check_url(url, what="fetch URL")
+    except Malformed as exc:
+        raise ValueError(f"refusing to fetch: {exc.detail}") from exc
 
 
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
