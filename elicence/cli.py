@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from elicence import commands, demo
+from elicence.audit_cli import add_audit_commands
 
 __all__ = ["main", "build_parser"]
 
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list_commands(sub)
     _add_qr_commands(sub)
     _add_verify_command(sub)
+    add_audit_commands(sub)
     demo_cmd = sub.add_parser(
         "demo",
         help="run the end-to-end scenario",

@@ -143,7 +143,7 @@ PINNED: dict[str, frozenset[str]] = {
     "wallet": frozenset(),
     "elicence": frozenset(),
     "credentials": frozenset(
-        {"base45", "clock", "errors", "jws", "openid4vci", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"}
+        {"audit", "base45", "clock", "errors", "jws", "openid4vci", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"}
     ),
     "verifier": frozenset(
         {
