@@ -132,6 +132,8 @@ __all__ = [
     "get_authority",
     "get_authority_by_issuer_id",
     "list_authorities",
+    "lock_authority",
+    "plain_json",
     "create_operator",
     "authenticate_operator",
     "get_operator",
@@ -145,6 +147,7 @@ __all__ = [
     "import_records",
     "get_record",
     "get_record_by_id",
+    "get_records",
     "list_records",
     # status lists
     "create_status_list",
@@ -160,12 +163,18 @@ __all__ = [
     "insert_credential",
     "insert_credentials",
     "get_credential",
+    "get_credential_by_hash",
+    "live_credentials_of_record",
+    "key_has_unexpired_credentials",
+    "revoke_credentials_of_key",
     "list_credentials",
     "set_credential_status",
     "mark_replaced",
     "list_authorisations",
     # offers, tokens, nonces
     "create_offer",
+    "NewOffer",
+    "insert_offers",
     "get_offer",
     "find_offer_by_code",
     "claim_pin_attempt",
@@ -419,7 +428,7 @@ class IssuerCredential(IssuerBase):
 
     id: Mapped[str] = mapped_column(_ID, primary_key=True)
     authority_slug: Mapped[str] = mapped_column(ForeignKey("issuer_authority.slug"))
-    record_id: Mapped[str | None] = mapped_column(ForeignKey("issuer_record.id"))
+    record_id: Mapped[str | None] = mapped_column(ForeignKey("issuer_record.id"), index=True)
     vct: Mapped[str] = mapped_column(String(512))
     uscc: Mapped[str] = mapped_column(String(18), index=True)
     holder_thumbprint: Mapped[str | None] = mapped_column(String(128))
@@ -433,7 +442,7 @@ class IssuerCredential(IssuerBase):
     expires_at: Mapped[datetime | None]
     replaced_by: Mapped[str | None] = mapped_column(ForeignKey("issuer_credential.id"))
     granted_under: Mapped[str | None] = mapped_column(ForeignKey("issuer_credential.id"), index=True)
-    credential_hash: Mapped[str] = mapped_column(_HEX64)
+    credential_hash: Mapped[str] = mapped_column(_HEX64, index=True)
 
 
 class IssuerOffer(IssuerBase):
@@ -1030,6 +1039,16 @@ def list_authorities(session: Session, /) -> tuple[Authority, ...]:
     return tuple(_authority(r) for r in session.execute(select(_AUTHORITY).order_by(_AUTHORITY.c.slug)))
 
 
+def lock_authority(session: Session, /, *, slug: str) -> Authority:
+    """Lock the authority's row until the transaction ends (serialises key events); raises ``NotFound``."""
+    return _authority(_lock_authority(session, slug))
+
+
+def plain_json(value: Any) -> Any:
+    """A plain, mutable copy of a value read from the store (frozen mappings become dicts)."""
+    return _plain_json(value)
+
+
 def _lock_authority(session: Session, slug: str) -> Any:
     row = session.execute(
         select(_AUTHORITY).where(_AUTHORITY.c.slug == slug).with_for_update(key_share=True)
@@ -1326,6 +1345,26 @@ def get_record_by_id(session: Session, /, *, record_id: str) -> Record | None:
     return None if row is None else _record(row)
 
 
+def get_records(
+    session: Session, /, *, authority: str, vct: str, usccs: Sequence[str], chunk: int = 500
+) -> dict[str, Record]:
+    """The records (``authority``, ``vct``) with these USCCs, by USCC (missing ones are absent)."""
+    out: dict[str, Record] = {}
+    wanted = list(dict.fromkeys(usccs))
+    for start in range(0, len(wanted), chunk):
+        rows = session.execute(
+            select(_RECORD).where(
+                _RECORD.c.authority_slug == authority,
+                _RECORD.c.vct == vct,
+                _RECORD.c.uscc.in_(wanted[start : start + chunk]),
+            )
+        )
+        for r in rows:
+            record = _record(r)
+            out[record.uscc] = record
+    return out
+
+
 def list_records(
     session: Session,
     /,
@@ -1453,7 +1492,6 @@ _MARK_ALLOCATED = (
     .values(
         used=bindparam("b_used"),
         used_count=_LIST.c.used_count + bindparam("b_count"),
-        version=_LIST.c.version + 1,
         updated_at=bindparam("b_now"),
     )
 )
@@ -1467,7 +1505,8 @@ def allocate_indexes(
     The list row is locked (``SELECT ... FOR UPDATE``) while its ``used`` bitmap is read and written,
     so concurrent transactions never receive the same index. An index taken by a committed transaction
     is never handed out again; a rolled-back transaction's indexes go back to the pool (nothing can
-    refer to them). Bumps the list's ``version``. Raises ``NotFound``, ``ListFull`` (fewer than ``count`` free),
+    refer to them). The ``version`` stays: a fresh index reads VALID, as every unused entry does, so
+    the signed token does not change. Raises ``NotFound``, ``ListFull`` (fewer than ``count`` free),
     ``InvalidValue``.
     """
     _require_aware("now", now)
@@ -1647,6 +1686,75 @@ def get_credential(session: Session, /, *, credential_id: str) -> Credential | N
     return None if row is None else _credential(row)
 
 
+def get_credential_by_hash(session: Session, /, *, credential_hash: str) -> Credential | None:
+    """The credential whose issuer-signed JWT hashes to ``credential_hash``, or ``None``."""
+    row = session.execute(select(_CRED).where(_CRED.c.credential_hash == credential_hash).limit(1)).one_or_none()
+    return None if row is None else _credential(row)
+
+
+def live_credentials_of_record(session: Session, /, *, record_id: str) -> tuple[Credential, ...]:
+    """The credentials issued from ``record_id`` that are not revoked, oldest first."""
+    rows = session.execute(
+        select(_CRED)
+        .where(_CRED.c.record_id == record_id, _CRED.c.status != CredentialStatus.REVOKED.value)
+        .order_by(_CRED.c.issued_at, _CRED.c.id)
+    )
+    return tuple(_credential(r) for r in rows)
+
+
+def key_has_unexpired_credentials(session: Session, /, *, kid: str, now: datetime) -> bool:
+    """Whether a credential signed by ``kid`` has not expired yet (a retired key stays published until then)."""
+    _require_aware("now", now)
+    row = session.execute(
+        select(_CRED.c.id)
+        .where(_CRED.c.kid == kid, or_(_CRED.c.expires_at.is_(None), _CRED.c.expires_at > now))
+        .limit(1)
+    ).first()
+    return row is not None
+
+
+def revoke_credentials_of_key(
+    session: Session, /, *, kid: str, reason: str, now: datetime
+) -> tuple[Credential, ...]:
+    """Revoke every credential signed by ``kid`` that is not revoked yet (key compromise), rows and
+    status list entries together, one list update per list. Returns the revoked credentials."""
+    _require_aware("now", now)
+    _require_str("reason", reason, max_len=500)
+    rows = session.execute(
+        select(_CRED)
+        .where(_CRED.c.kid == kid, _CRED.c.status != CredentialStatus.REVOKED.value)
+        .order_by(_CRED.c.status_list_id, _CRED.c.id)
+        .with_for_update(key_share=True)
+    ).all()
+    if not rows:
+        return ()
+    by_list: dict[int, list[int]] = {}
+    for r in rows:
+        by_list.setdefault(r.status_list_id, []).append(r.status_idx)
+    for list_id, indexes in sorted(by_list.items()):
+        row = session.execute(
+            select(_LIST.c.bits, _LIST.c.statuses, _LIST.c.version).where(_LIST.c.id == list_id).with_for_update(key_share=True)
+        ).one()
+        statuses = sl.StatusList(row.bits, row.statuses)
+        for idx in indexes:
+            statuses = statuses.with_status(idx, sl.INVALID)
+        session.execute(
+            update(_LIST).where(_LIST.c.id == list_id).values(statuses=statuses.data, version=row.version + 1, updated_at=now)
+        )
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(_CRED)
+            .where(_CRED.c.id.in_(ids[start : start + 500]))
+            .values(status=CredentialStatus.REVOKED.value, reason=reason, status_changed_at=now)
+        )
+    return tuple(
+        _credential(SimpleNamespace(**{**r._mapping, "status": CredentialStatus.REVOKED.value, "reason": reason,
+                                       "status_changed_at": now}))
+        for r in rows
+    )
+
+
 def list_credentials(
     session: Session,
     /,
@@ -1791,6 +1899,49 @@ def create_offer(
     with _savepoint(session, f"offer {offer_id!r} conflicts (id, code, or a missing reference)"):
         session.execute(insert(_OFFER).values(values))
     return _offer(SimpleNamespace(**values))
+
+
+@dataclass(frozen=True, slots=True)
+class NewOffer:
+    """One offer for :func:`insert_offers` (a registry record's offer with a PIN)."""
+
+    offer_id: str
+    authority: str
+    configuration_id: str
+    code_hash: str
+    expires_at: datetime
+    record_id: str | None
+    pin_salt: bytes | None = field(repr=False)
+    pin_hash: bytes | None = field(repr=False)
+
+
+def insert_offers(session: Session, /, *, offers: Sequence[NewOffer], now: datetime, chunk: int = 1000) -> int:
+    """Store many offers in state ``offered`` (bulk issuance); all or nothing. Raises ``Conflict``, ``InvalidValue``."""
+    _require_aware("now", now)
+    rows = []
+    for o in offers:
+        if (o.pin_salt is None) != (o.pin_hash is None):
+            raise InvalidValue("pin_salt and pin_hash go together")
+        rows.append({
+            "id": _require_str("offer_id", o.offer_id, max_len=36),
+            "authority_slug": o.authority,
+            "record_id": o.record_id,
+            "configuration_id": _require_str("configuration_id", o.configuration_id, max_len=200),
+            "code_hash": _require_str("code_hash", o.code_hash, max_len=64),
+            "pin_salt": o.pin_salt,
+            "pin_hash": o.pin_hash,
+            "pin_attempts": 0,
+            "claims": None,
+            "granted_under": None,
+            "expires_at": _require_aware("expires_at", o.expires_at),
+            "state": OfferState.OFFERED.value,
+            "created_at": now,
+            "updated_at": now,
+        })
+    with _savepoint(session, "an offer conflicts (id, code, or a missing reference)"):
+        for start in range(0, len(rows), chunk):
+            session.execute(insert(_OFFER), rows[start : start + chunk])
+    return len(rows)
 
 
 def get_offer(session: Session, /, *, offer_id: str) -> Offer | None:

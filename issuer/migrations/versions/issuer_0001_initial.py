@@ -168,6 +168,8 @@ def upgrade() -> None:
     op.create_index("ix_issuer_credential_issued_at", "issuer_credential", ["issued_at"])
     op.create_index("ix_issuer_credential_kid", "issuer_credential", ["kid"])
     op.create_index("ix_issuer_credential_granted_under", "issuer_credential", ["granted_under"])
+    op.create_index("ix_issuer_credential_record_id", "issuer_credential", ["record_id"])
+    op.create_index("ix_issuer_credential_credential_hash", "issuer_credential", ["credential_hash"])
     op.create_index(
         "ix_issuer_credential_authority_slug_issued_at", "issuer_credential", ["authority_slug", "issued_at"]
     )

@@ -1,0 +1,101 @@
+"""``elicence serve``: run the deployment (the issuer role now) under uvicorn.
+
+Settings come from the environment (:mod:`elicence.config`); ``--port`` and ``--host`` override
+``ELICENCE_PORT`` / ``ELICENCE_HOST``. In demo mode an empty deployment is seeded with two
+authorities and an operator each (:func:`elicence.app.seed_demo`), and the start-up banner prints
+where the endpoints and the API documentation are, with the demo operators' API keys.
+
+The server extra (FastAPI, SQLAlchemy, uvicorn) is imported when the command runs, so the CLI's
+other commands keep working in the lean (verifier SDK) install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+__all__ = ["add_serve_command", "serve", "app_from_env"]
+
+EXIT_USAGE = 2
+
+
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to the CLI's sub-parsers."""
+    serve_cmd = subparsers.add_parser(
+        "serve",
+        help="run the issuer service (HTTP, OpenID4VCI) on the configured database",
+        description="Run the eLicence service: OpenID4VCI issuer endpoints, status lists and the admin API, "
+        "with /openapi.json and /docs. Database, KEK and public URL come from ELICENCE_* variables "
+        "(embedded SQLite in var/ by default). In demo mode an empty deployment gets two authorities and "
+        "a demo operator each; their API keys are printed.",
+    )
+    serve_cmd.add_argument("--host", help="listen address (default ELICENCE_HOST or 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="listen port (default ELICENCE_PORT or 8000)")
+    serve_cmd.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve_cmd.add_argument("--no-seed", action="store_true", help="do not create the demo authorities")
+    serve_cmd.set_defaults(handler=serve)
+    return serve_cmd
+
+
+def _settings(args: argparse.Namespace | None = None) -> Any:
+    from elicence.config import HOST_ENV, PORT_ENV, Settings
+
+    env = dict(os.environ)
+    if args is not None and args.port is not None:
+        env[PORT_ENV] = str(args.port)
+    if args is not None and args.host is not None:
+        env[HOST_ENV] = args.host
+    return Settings.from_env(env)
+
+
+def app_from_env() -> Any:
+    """The ASGI app for one worker process (uvicorn's ``--factory`` entry point)."""
+    from elicence.app import create_app
+
+    return create_app(_settings())
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Handler of ``elicence serve``."""
+    from elicence.config import ConfigError
+
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        print(f"elicence: {exc.code}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.workers < 1:
+        print("elicence: error: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    import uvicorn
+
+    from elicence.app import endpoints, open_issuer, seed_demo
+
+    issuer = open_issuer(settings)
+    operators = [] if args.no_seed or settings.production else seed_demo(issuer, settings.var_dir)
+    _banner(settings, endpoints(issuer), operators)
+    if args.port is not None:
+        os.environ["ELICENCE_PORT"] = str(args.port)
+    if args.host is not None:
+        os.environ["ELICENCE_HOST"] = args.host
+    uvicorn.run("elicence.serve_cli:app_from_env", factory=True, host=settings.host, port=settings.port,
+                workers=args.workers, log_level="info", proxy_headers=False)
+    return 0
+
+
+def _banner(settings: Any, where: dict[str, Any], operators: list[Any]) -> None:
+    described = settings.describe()
+    print(f"eLicence {described['mode']} deployment: database {described['database']}, KEK {described['kek']}")
+    print(f"listening on http://{settings.host}:{settings.port}  (public URL {settings.public_url})")
+    print(f"  OpenAPI document  {where['openapi']}")
+    print(f"  API docs          {where['docs']}")
+    for slug, info in where["authorities"].items():
+        print(f"  {slug}: {info['name']['zh-CN']} / {info['name']['en']}")
+        print(f"    credential issuer  {info['credential_issuer']}")
+        print(f"    issuer metadata    {info['metadata']}")
+        print(f"    admin API          {info['admin']}")
+    for op in operators:
+        print(f"  demo operator of {op.authority}: Authorization: Bearer {op.api_key}")
+    sys.stdout.flush()
