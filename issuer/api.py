@@ -3,7 +3,10 @@
 Handlers translate request -> :class:`issuer.service.IssuerService` call -> response; the decisions
 are the service's. Every error is ``{"error": code, "error_description": ...}`` with a stable code:
 OpenID4VCI errors keep their protocol codes and statuses (``invalid_grant``, ``invalid_proof``,
-``invalid_nonce``, ...); the store's and the service's map through :data:`STATUS_BY_CODE`.
+``invalid_nonce``, ...); the store's and the service's map through :data:`STATUS_BY_CODE`; the
+framework's own refusals (unknown route ``not_found``, wrong method ``method_not_allowed``) and an
+unexpected fault (500 ``server_error``, no detail) keep the same shape. A body larger than
+:data:`MAX_BODY_BYTES` is refused (413 ``request_too_large``) before any handler reads it.
 
 Public (no authentication), for authority ``{slug}`` whose issuer identifier is ``<public>/issuers/{slug}``:
 
@@ -34,6 +37,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credentials import openid4vci as o4
 from credentials import qr
@@ -60,6 +64,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "store_error": 500,
 }
 
+#: ``error`` code of the framework's own HTTP errors (unknown route, wrong method, ...).
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
+               415: "unsupported_media_type"}
+
 STATUSLIST_MEDIA_TYPE = "application/statuslist+jwt"
 _SLUG = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="the authority's slug")
 
@@ -73,7 +81,8 @@ def _error(status: int, code: str, description: str, headers: dict[str, str] | N
 
 class BodyLimit:
     """ASGI middleware: a request whose body exceeds ``limit`` bytes gets 413 ``request_too_large``
-    before any handler sees it (declared ``Content-Length`` or counted while streaming)."""
+    before any handler sees it, whether its ``Content-Length`` declares it or it arrives streamed
+    (chunked): the body is read here, counted, and handed on whole only when it fits."""
 
     def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -87,28 +96,31 @@ class BodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
                 await _too_large(self.limit)(scope, receive, send)
                 return
-        seen = 0
-        started = False
-
-        async def counted() -> Any:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge()
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracking_send)
-        except _TooLarge:
-            if not started:
+            if message["type"] == "http.disconnect":
+                return  # the client is gone: nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
                 await _too_large(self.limit)(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Any:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body, only a disconnect can come
+
+        await self.app(scope, replay, send)
 
 
 def _too_large(limit: int) -> JSONResponse:
@@ -140,6 +152,18 @@ def install(app: FastAPI, issuer: IssuerService) -> None:
     async def _type_error(_request: Request, exc: CredentialTypeError) -> JSONResponse:
         return _error(400, exc.code, str(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (no such route, method not allowed, ...) in the same shape.
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail), headers=dict(exc.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+        # Anything else is a fault of ours: a stable code, no trace or detail in the response (the
+        # server logs the exception).
+        return _error(500, "server_error", "The issuer could not complete the request.")
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -159,9 +183,14 @@ async def _json_body(request: Request, *, error: type[Exception] = svc.InvalidVa
     """The request body as JSON, refusing oversize bodies and broken JSON with ``error``."""
     body = await _bounded_body(request)
     try:
-        return json.loads(body)
+        # RFC 8259 has no NaN or Infinity: Python's json would accept them.
+        return json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise error("the body is not valid JSON") from exc
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 async def _bounded_body(request: Request) -> bytes:
@@ -210,7 +239,11 @@ def jwt_vc_issuer_metadata(slug: Slug, issuer: Issuer, response: Response) -> di
 @public_router.get("/vct/{type_slug}")
 def type_metadata(type_slug: Annotated[str, Path(max_length=64)], issuer: Issuer) -> dict[str, Any]:
     """SD-JWT VC Type Metadata of a credential type (zh-CN and en display, disclosure policy)."""
-    return issuer.type_metadata(type_slug)
+    try:
+        return issuer.type_metadata(type_slug)
+    except svc.UnknownType as exc:
+        # A GET of a vct that names no type is a missing resource, not a bad request.
+        raise store.NotFound(exc.detail) from exc
 
 
 @public_router.get("/issuers/{slug}/offers/{offer_id}")
@@ -264,9 +297,16 @@ def status_list_token(
     """Status List Token (IETF Token Status List), re-signed as soon as a status changes."""
     signed = issuer.status_token(slug, list_id)
     headers = {"Cache-Control": f"public, max-age={signed.ttl}", "ETag": signed.etag}
-    if if_none_match is not None and signed.etag in [t.strip() for t in if_none_match.split(",")]:
+    if if_none_match is not None and _etag_matches(if_none_match, signed.etag):
         return Response(status_code=304, headers=headers)
     return Response(signed.token, media_type=STATUSLIST_MEDIA_TYPE, headers=headers)
+
+
+def _etag_matches(if_none_match: str, etag: str) -> bool:
+    # RFC 9110 s13.1.2: If-None-Match uses the weak comparison (W/"x" matches "x"), and "*" matches
+    # any current representation.
+    tags = [t.strip() for t in if_none_match.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in [t.removeprefix("W/") for t in tags]
 
 
 class OfferOut(BaseModel):

@@ -69,7 +69,7 @@ from issuer.store import (
     StoreError,
     unit_of_work,
 )
-from keys.errors import KeyMaterialError, KeystoreError
+from keys.errors import KeyMaterialError, KeyNotFound
 from keys.jwk import b64u_encode, thumbprint
 from keys.keystore import Keystore, KeyState
 from keys.signer import Signer
@@ -101,6 +101,8 @@ STAFF_AUTHORISATION = "staff-authorisation"
 #: is revoked as a penalty; the others are recorded by the service itself.
 REVOCATION_REASONS = frozenset({"deregistered", "revoked_as_penalty", "changed", "licence_revoked", "key_compromised", "other"})
 _SUSPEND_CASCADE = "licence_suspended"
+#: Dates in claims (an authorisation's valid_from / valid_until) are calendar days in China Standard Time.
+_CST = timezone(timedelta(hours=8))
 
 
 # --- errors ---------------------------------------------------------------------------------------------
@@ -232,7 +234,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    # UTF-8, not ASCII: codes come from requests, and a non-ASCII one must be an unknown code, not a crash.
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _pin_hash(salt: bytes, pin: str) -> bytes:
@@ -286,7 +289,7 @@ class IssuerService:
         # Decrypted signers by kid: the key's state is read from the database on every use, so a key
         # retired or revoked by another worker stops signing here at once.
         self._signers: dict[str, Signer] = {}
-        self._status_cache: dict[int, StatusToken] = {}
+        self._status_cache: dict[int, tuple[str, StatusToken]] = {}  # list id -> (owner slug, token)
 
     # -- identifiers -------------------------------------------------------------------------------------
 
@@ -517,7 +520,7 @@ class IssuerService:
             keystore = self._keystore(slug, tx)
             try:
                 record = keystore.record(kid)
-            except KeystoreError as exc:
+            except KeyNotFound as exc:
                 raise NotFound(f"no key {kid!r} at {slug!r}") from exc
             if record.state is KeyState.REVOKED:
                 raise store.InvalidTransition(f"key {kid!r} is already revoked")
@@ -536,6 +539,12 @@ class IssuerService:
                                   "status_list": c.status_list_id})
                 for c in revoked
             ]
+            # A licence revoked here takes its authorisations along, also those another key signed
+            # (granted after a rotation); those signed by this key were revoked just above.
+            for grant in store.live_authorisations_under_key(tx, kid=kid):
+                updated = store.set_credential_status(tx, credential_id=grant.id, status=CredentialStatus.REVOKED,
+                                                      reason="licence_revoked", now=now)
+                entries.append(_status_entry(now, _actor(operator), updated, "licence_revoked"))
             store.append_audits(tx, chain=slug, entries=entries)
         self._status_cache.clear()
         return {"kid": kid, "revoked_credentials": len(revoked), "new_kid": replacement}
@@ -563,6 +572,9 @@ class IssuerService:
         now = self.now()
         with unit_of_work(self._sessions) as tx:
             record = store.upsert_record(tx, authority=auth.slug, vct=item.vct, uscc=item.uscc, claims=item.claims, now=now)
+            store.append_audit(tx, chain=auth.slug, at=now, actor=_actor(operator), action="record.imported",
+                               subject=record.id, details={"vct": item.vct, "uscc": item.uscc,
+                                                          "claims_hash": _json_hash(store.plain_json(item.claims))})
         return record
 
     def validate_records(self, authority: str, rows: Iterable[tuple[int, str, Any]]) -> list[store.RecordInput]:
@@ -842,6 +854,14 @@ class IssuerService:
             claims, uscc, expected_holder, replaces = self._offer_claims(tx, offer)
             if expected_holder is not None and proof.holder_thumbprint != expected_holder:
                 raise o4.InvalidProof("the key proof is not signed by the staff member's key named in the authorisation")
+            if offer.granted_under is not None:
+                # Locked (authority row first, the store's lock order), so a status change of the licence
+                # either commits first and is seen here, or waits and then cascades to this authorisation.
+                store.lock_authority(tx, slug=slug)
+                licence = store.lock_credential(tx, credential_id=offer.granted_under)
+                if licence is None or licence.status is not CredentialStatus.VALID or licence.replaced_by is not None:
+                    raise o4.CredentialRequestDenied("the business licence this authorisation was granted under is "
+                                                     "no longer valid")
             signer = self._signer(tx, slug)
             if self._is_own_key(tx, slug, proof.holder_thumbprint):
                 raise o4.InvalidProof("the holder key is one of the issuer's own keys")
@@ -851,7 +871,11 @@ class IssuerService:
                 granted_under=offer.granted_under, actor=f"holder:{proof.holder_thumbprint}",
                 details={"offer": offer.id},
             )
-            store.set_offer_state(tx, offer_id=offer.id, state=store.OfferState.ISSUED, now=now)
+            try:
+                store.set_offer_state(tx, offer_id=offer.id, state=store.OfferState.ISSUED, now=now)
+            except store.InvalidTransition as exc:
+                # Withdrawn (or issued) by another request since it was read above: nothing is issued.
+                raise o4.InvalidToken("the access token does not belong to an open offer of this issuer") from exc
             for old in replaces:
                 store.mark_replaced(tx, credential_id=old, replaced_by=issued[1].id)
         return o4.credential_response([issued[0]])
@@ -931,11 +955,9 @@ class IssuerService:
         return text, row
 
     def _expiry(self, ctype: CredentialType, claims: Mapping[str, Any], t: int) -> int:
-        default = t + self.policy.credential_days * 86400
         if ctype.slug == STAFF_AUTHORISATION:
-            until = date.fromisoformat(claims["valid_until"])
-            return int(datetime.combine(until + timedelta(days=1), time(), timezone(timedelta(hours=8))).timestamp())
-        return default
+            return int(_end_of_day(date.fromisoformat(claims["valid_until"])).timestamp())
+        return t + self.policy.credential_days * 86400
 
     # -- staff authorisations ----------------------------------------------------------------------------
 
@@ -1007,7 +1029,7 @@ class IssuerService:
                 "staff_name": staff.get("name"),
                 "staff_account": staff.get("account"),
                 "scope": body.get("scope"),
-                "valid_from": body.get("valid_from") or now.date().isoformat(),
+                "valid_from": body.get("valid_from") or now.astimezone(_CST).date().isoformat(),
                 "valid_until": body.get("valid_until"),
                 "granted_by": {"name": legal_rep, "role": "legal_representative"},
                 "licence_status": {"idx": licence.status_idx, "uri": lst.info.uri},
@@ -1018,9 +1040,11 @@ class IssuerService:
                 raise RecordInvalid(str(exc), errors=[(e.path if isinstance(e.path, str) else str(e.path), e.message_zh, e.message_en)
                                                       for e in getattr(exc, "errors", ())]) from exc
             until = date.fromisoformat(claims["valid_until"])
-            if until < now.date() or (until - now.date()).days > self.policy.max_authorisation_days:
+            today = now.astimezone(_CST).date()
+            if until < today or (until - today).days > self.policy.max_authorisation_days:
                 raise InvalidValue(f"valid_until must be from today to {self.policy.max_authorisation_days} days ahead")
-            if licence.expires_at is not None and datetime.combine(until, time(), timezone.utc) > licence.expires_at:
+            # The authorisation ends when its last day ends (see _expiry): that must not be after the licence.
+            if licence.expires_at is not None and _end_of_day(until) > licence.expires_at:
                 raise InvalidValue("valid_until is after the licence expires")
             created = self._new_offer(
                 tx, auth=auth, configuration_id=stype.slug, uscc=licence.uscc, now=now, ttl=self.policy.offer_ttl,
@@ -1074,6 +1098,12 @@ class IssuerService:
             row = store.get_credential(tx, credential_id=credential_id) if _is_uuid(credential_id) else None
             if row is None or row.authority != operator.authority:
                 raise NotFound(f"no credential {credential_id!r}")
+            if action == "reinstate" and row.granted_under is not None:
+                licence = store.get_credential(tx, credential_id=row.granted_under)
+                if licence is None or licence.status is not CredentialStatus.VALID:
+                    state = "gone" if licence is None else licence.status.value
+                    raise store.InvalidTransition(f"the licence of authorisation {credential_id!r} is {state}; "
+                                                  "an authorisation is valid only while its licence is")
             changed, cascaded = self._set_status(tx, row, targets[action], reason, now, _actor(operator))
         return changed, cascaded
 
@@ -1113,50 +1143,69 @@ class IssuerService:
             if old is None:
                 raise NotFound(f"no {ctype.slug} record for {item.uscc}; a change needs an existing registration")
             record = store.upsert_record(tx, authority=auth.slug, vct=item.vct, uscc=item.uscc, claims=item.claims, now=now)
+            # Offers still open for the old registration are withdrawn: the new offer is the one to redeem,
+            # and what a withdrawn offer was to replace (an earlier change not yet claimed), the new one does.
+            withdrawn: list[str] = []
+            replaces: list[str] = []
+            for stale in store.open_offers_of_record(tx, record_id=record.id):
+                try:
+                    store.set_offer_state(tx, offer_id=stale.id, state=store.OfferState.WITHDRAWN, now=now)
+                except store.InvalidTransition:
+                    continue  # issued meanwhile: its credential is live and is revoked below
+                withdrawn.append(stale.id)
+                if stale.claims is not None:
+                    replaces.extend(store.plain_json(stale.claims).get("replaces", ()))
             revoked: list[str] = []
             for row in store.live_credentials_of_record(tx, record_id=record.id):
                 self._set_status(tx, row, CredentialStatus.REVOKED, "changed", now, actor)
                 revoked.append(row.id)
-            # Offers still open for the old registration are withdrawn: they would issue old claims' successor
-            # under an identity the enterprise did not ask to have re-bound.
+            replaces = list(dict.fromkeys(replaces + revoked))
             created = self._new_offer(tx, auth=auth, configuration_id=ctype.slug, uscc=item.uscc, now=now, ttl=ttl,
-                                      record_id=record.id, claims={"replaces": revoked} if revoked else None)
-            store.append_audit(tx, chain=auth.slug, at=now, actor=actor, action="registration.changed",
-                               subject=record.id, details={"uscc": item.uscc, "revoked": revoked,
-                                                           "offer": created.offer_id,
-                                                           "claims_hash": _json_hash(store._plain_json(item.claims))})
+                                      record_id=record.id, claims={"replaces": replaces} if replaces else None)
+            store.append_audits(tx, chain=auth.slug, entries=[
+                *(store.AuditEntry(now, actor, "offer.withdrawn", w, {"reason": "changed"}) for w in withdrawn),
+                store.AuditEntry(now, actor, "registration.changed", record.id, {
+                    "uscc": item.uscc, "revoked": revoked, "withdrawn": withdrawn, "offer": created.offer_id,
+                    "claims_hash": _json_hash(store.plain_json(item.claims)),
+                }),
+            ])
         return created, revoked
 
     # -- status list tokens ------------------------------------------------------------------------------
 
     def status_token(self, slug: str, list_id: int) -> StatusToken:
-        """The signed status list token; re-signed when the list changed or the key rotated. Raises ``NotFound``."""
+        """The signed status list token; re-signed when the list changed or the key rotated. Raises ``NotFound``.
+
+        A list is served only under the authority that owns it (checked before its signing key is
+        looked up: an unknown authority is ``NotFound``, not ``NoSigningKey``). The ETag names the
+        list, its version, the key and the signing time: a token re-signed before it expires is a new
+        representation, so a cache revalidating the old ETag gets the new token, not a 304.
+        """
         now = self.now()
         t = int(now.timestamp())
+        lifetime = self.policy.status_token_lifetime
         with unit_of_work(self._sessions, read_only=True) as tx:
             version = store.get_list_version(tx, list_id=list_id)
             if version is None:
                 raise NotFound(f"no status list {list_id}")
-            signer = self._signer(tx, slug)
             cached = self._status_cache.get(list_id)
-            lifetime = self.policy.status_token_lifetime
-            if (
-                cached is not None
-                and cached.version == version
-                and cached.kid == signer.kid
-                and t - cached.signed_at < lifetime // 2
-            ):
-                return cached
+            if cached is not None:
+                owner, token = cached
+                # The owner of a list never changes: a cached token of this slug proves the list is its.
+                if owner == slug and token.version == version and 0 <= t - token.signed_at < lifetime // 2:
+                    if token.kid == self._signer(tx, slug).kid:
+                        return token
             state = store.get_list(tx, list_id=list_id)
-        if state is None or state.info.authority != slug:
-            raise NotFound(f"no status list {list_id} at {slug!r}")
+            if state is None or state.info.authority != slug:
+                raise NotFound(f"no status list {list_id} at {slug!r}")
+            signer = self._signer(tx, slug)
         token = sl.sign_status_list_token(
             state.status_list(), signer=signer, sub=state.info.uri, iss=self.issuer_id(slug),
             iat=t, exp=t + lifetime, ttl=self.policy.status_ttl,
         )
-        signed = StatusToken(token, f'"{list_id}.{state.info.version}.{signer.kid[:8]}"', self.policy.status_ttl,
+        signed = StatusToken(token, f'"{list_id}.{state.info.version}.{signer.kid[:8]}.{t}"', self.policy.status_ttl,
                              state.info.version, t, signer.kid)
-        self._status_cache[list_id] = signed
+        self._status_cache[list_id] = (slug, signed)
         return signed
 
     # -- audit -------------------------------------------------------------------------------------------
@@ -1207,6 +1256,11 @@ class IssuerService:
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+
+def _end_of_day(day: date) -> datetime:
+    """The instant a calendar day (China Standard Time) ends: when an authorisation valid until it expires."""
+    return datetime.combine(day + timedelta(days=1), time(), _CST)
 
 
 def _actor(operator: Operator) -> str:

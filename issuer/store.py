@@ -164,8 +164,10 @@ __all__ = [
     "insert_credentials",
     "get_credential",
     "get_credential_by_hash",
+    "lock_credential",
     "live_credentials_of_record",
     "key_has_unexpired_credentials",
+    "live_authorisations_under_key",
     "revoke_credentials_of_key",
     "list_credentials",
     "set_credential_status",
@@ -176,6 +178,7 @@ __all__ = [
     "NewOffer",
     "insert_offers",
     "get_offer",
+    "open_offers_of_record",
     "find_offer_by_code",
     "claim_pin_attempt",
     "redeem_offer",
@@ -1692,6 +1695,18 @@ def get_credential_by_hash(session: Session, /, *, credential_hash: str) -> Cred
     return None if row is None else _credential(row)
 
 
+def lock_credential(session: Session, /, *, credential_id: str) -> Credential | None:
+    """The credential ``credential_id`` with its row locked until the transaction ends, or ``None``.
+
+    Its status cannot change meanwhile: what is decided on it (an authorisation issued under a
+    licence) commits before, or is seen by, the status change that would have cascaded to it.
+    """
+    row = session.execute(
+        select(_CRED).where(_CRED.c.id == credential_id).with_for_update(key_share=True)
+    ).one_or_none()
+    return None if row is None else _credential(row)
+
+
 def live_credentials_of_record(session: Session, /, *, record_id: str) -> tuple[Credential, ...]:
     """The credentials issued from ``record_id`` that are not revoked, oldest first."""
     rows = session.execute(
@@ -1753,6 +1768,18 @@ def revoke_credentials_of_key(
                                        "status_changed_at": now}))
         for r in rows
     )
+
+
+def live_authorisations_under_key(session: Session, /, *, kid: str) -> tuple[Credential, ...]:
+    """Authorisations not revoked whose licence was signed by ``kid`` (key compromise), oldest first."""
+    licence = _CRED.alias("licence")
+    rows = session.execute(
+        select(_CRED)
+        .join(licence, _CRED.c.granted_under == licence.c.id)
+        .where(licence.c.kid == kid, _CRED.c.status != CredentialStatus.REVOKED.value)
+        .order_by(_CRED.c.issued_at, _CRED.c.id)
+    )
+    return tuple(_credential(r) for r in rows)
 
 
 def list_credentials(
@@ -1948,6 +1975,17 @@ def get_offer(session: Session, /, *, offer_id: str) -> Offer | None:
     """The offer ``offer_id``, or ``None``."""
     row = session.execute(select(_OFFER).where(_OFFER.c.id == offer_id)).one_or_none()
     return None if row is None else _offer(row)
+
+
+def open_offers_of_record(session: Session, /, *, record_id: str) -> tuple[Offer, ...]:
+    """The offers of ``record_id`` still open (``offered`` or ``redeemed``, expired or not), oldest first."""
+    rows = session.execute(
+        select(_OFFER)
+        .where(_OFFER.c.record_id == record_id,
+               _OFFER.c.state.in_([OfferState.OFFERED.value, OfferState.REDEEMED.value]))
+        .order_by(_OFFER.c.created_at, _OFFER.c.id)
+    )
+    return tuple(_offer(r) for r in rows)
 
 
 def find_offer_by_code(session: Session, /, *, code_hash: str) -> Offer | None:

@@ -103,11 +103,19 @@ def _postgres_migrated(_postgres: _Postgres) -> str:
 
 
 def _truncate_all(url: str) -> None:
-    tables = [t.name for md in role_metadata() for t in md.sorted_tables]
+    # DELETE, children first, then restart the sequences: on a test's few rows this takes ~5 ms, where
+    # TRUNCATE (which swaps every table's files) takes ~0.5 s, paid by every PostgreSQL test.
+    tables = [t for md in role_metadata() for t in md.sorted_tables]
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            for table in reversed(tables):
+                connection.execute(table.delete())
+            sequences = connection.execute(
+                text("SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema()")
+            ).scalars()
+            for name in list(sequences):
+                connection.execute(text(f'ALTER SEQUENCE "{name}" RESTART'))
     finally:
         engine.dispose()
 
