@@ -817,6 +817,8 @@ def _report(exc: Exception) -> tuple[str, str, int] | None:
     The error classes are imported here, when there is an error to classify, so that a command that
     needs no database (``records generate``) runs without the server extra.
     """
+    if isinstance(exc, ImportError):  # ModuleNotFoundError included
+        return "server_extra_missing", f"{exc}: this command needs the server extra (pip install 'elicence[server]')", EXIT_USAGE
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
         return "file_unreadable", f"{where}{exc.strerror or exc}", EXIT_USAGE
