@@ -313,3 +313,28 @@ def test_reading_needs_no_numpy() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# --- a third, independent encoder: the qrcode library ---------------------------------------------------
+
+
+def _qrcode_png(text: str, level: str = "M") -> tuple[Image.Image, int]:
+    qrcode = pytest.importorskip("qrcode")
+    import qrcode.util
+
+    levels = {"L": qrcode.constants.ERROR_CORRECT_L, "M": qrcode.constants.ERROR_CORRECT_M,
+              "Q": qrcode.constants.ERROR_CORRECT_Q, "H": qrcode.constants.ERROR_CORRECT_H}
+    code = qrcode.QRCode(error_correction=levels[level], box_size=4, border=4)
+    code.add_data(qrcode.util.QRData(text.encode("ascii"), mode=qrcode.util.MODE_ALPHA_NUM))
+    code.make(fit=True)
+    return code.make_image().get_image().convert("L"), code.version
+
+
+@pytest.mark.parametrize("level", ["L", "M", "Q", "H"])
+def test_an_independent_encoder_agrees_on_the_symbol_and_its_code_reads(level: str) -> None:
+    # zint (our writer) and the qrcode library put the same EL1 text in a symbol of the same version,
+    # and what qrcode drew decodes to the text with our reader.
+    img, version = _qrcode_png(TEXT, level)
+    assert qr.qr_info(TEXT, level).version == version
+    assert qr.decode_image(img) == TEXT
+    assert qr.decode_payload(qr.decode_image(img)) == PRESENTATION
