@@ -2057,17 +2057,18 @@ def set_offer_state(session: Session, /, *, offer_id: str, state: OfferState | s
     except ValueError as exc:
         raise InvalidValue(f"state must be one of {[s.value for s in OfferState]}") from exc
     sources = _OFFER_FROM.get(target, ())
-    result = session.execute(
+    moved = session.execute(
         update(_OFFER)
         .where(_OFFER.c.id == offer_id, _OFFER.c.state.in_([s.value for s in sources]))
         .values(state=target.value, updated_at=now)
-    )
+        .returning(*_OFFER.c)
+    ).one_or_none()
+    if moved is not None:
+        return _offer(moved)
     offer = get_offer(session, offer_id=offer_id)
     if offer is None:
         raise NotFound(f"no offer {offer_id!r}")
-    if result.rowcount != 1:
-        raise InvalidTransition(f"offer {offer_id!r} is {offer.state.value}; it cannot become {target.value}")
-    return offer
+    raise InvalidTransition(f"offer {offer_id!r} is {offer.state.value}; it cannot become {target.value}")
 
 
 def create_access_token(session: Session, /, *, token_hash: str, offer_id: str, expires_at: datetime) -> AccessToken:
@@ -2116,12 +2117,17 @@ def _consume(session: Session, table: Any, key_col: Any, key: str, now: datetime
     _require_aware("now", now)
     if not isinstance(key, str):
         raise Spent("not a string", reason="unknown")
-    result = session.execute(
-        update(table).where(key_col == key, table.c.used_at.is_(None), table.c.expires_at > now).values(used_at=now)
-    )
+    # One round trip when the value is good (UPDATE ... RETURNING, SQLite >= 3.35 and PostgreSQL);
+    # the row is read again only to say why it was refused.
+    used = session.execute(
+        update(table)
+        .where(key_col == key, table.c.used_at.is_(None), table.c.expires_at > now)
+        .values(used_at=now)
+        .returning(*table.c)
+    ).one_or_none()
+    if used is not None:
+        return convert(used)
     row = session.execute(select(table).where(key_col == key)).one_or_none()
-    if result.rowcount == 1:
-        return convert(row)
     if row is None:
         raise Spent("unknown value", reason="unknown")
     if row.used_at is not None:
