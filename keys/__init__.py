@@ -1,6 +1,7 @@
 """Key material for eLicence: generation, JWK/JWKS (RFC 7517/7518, RFC 8037), RFC 7638 thumbprints as
 ``kid``, the :class:`Signer` interface (so an HSM can replace a software key), and a keystore holding
-private keys encrypted at rest with AES-256-GCM under a key-encryption key from the environment.
+private keys encrypted at rest with AES-256-GCM under a key-encryption key from the environment, and
+X.509 certificates for relying parties (:mod:`keys.x509`: registrar CA, access certificates, ``x5c``).
 
 Bottom of the import order: ``keys`` imports ``schemas`` at most, never ``credentials``, a role, or a
 web/database framework. Errors form their own small tree (:mod:`keys.errors`) with stable codes.
@@ -48,6 +49,25 @@ from keys.keystore import (
     write_secret_file,
 )
 from keys.signer import Signer, SoftwareSigner
+from keys.x509 import (
+    MAX_CERTIFICATE_BYTES,
+    MAX_CHAIN_LENGTH,
+    CertificateError,
+    CertificateExpired,
+    CertificateNameMismatch,
+    CertificateNotYetValid,
+    CertificateUntrusted,
+    VerifiedChain,
+    certificate_pem,
+    dns_names,
+    issue_access_certificate,
+    load_pem_certificates,
+    make_registrar_ca,
+    subject_organization,
+    verify_x5c_for_dns,
+    x5c_decode,
+    x5c_encode,
+)
 
 __all__ = [
     # errors
@@ -91,4 +111,22 @@ __all__ = [
     "generate_kek",
     "write_kek_file",
     "write_secret_file",
+    # x509
+    "MAX_CHAIN_LENGTH",
+    "MAX_CERTIFICATE_BYTES",
+    "CertificateError",
+    "CertificateUntrusted",
+    "CertificateNameMismatch",
+    "CertificateExpired",
+    "CertificateNotYetValid",
+    "VerifiedChain",
+    "make_registrar_ca",
+    "issue_access_certificate",
+    "x5c_encode",
+    "x5c_decode",
+    "certificate_pem",
+    "load_pem_certificates",
+    "dns_names",
+    "subject_organization",
+    "verify_x5c_for_dns",
 ]

@@ -55,6 +55,24 @@ PINNED: dict[str, frozenset[str]] = {
             "generate_kek",
             "write_kek_file",
             "write_secret_file",
+            # x509
+            "MAX_CHAIN_LENGTH",
+            "MAX_CERTIFICATE_BYTES",
+            "CertificateError",
+            "CertificateUntrusted",
+            "CertificateNameMismatch",
+            "CertificateExpired",
+            "CertificateNotYetValid",
+            "VerifiedChain",
+            "make_registrar_ca",
+            "issue_access_certificate",
+            "x5c_encode",
+            "x5c_decode",
+            "certificate_pem",
+            "load_pem_certificates",
+            "dns_names",
+            "subject_organization",
+            "verify_x5c_for_dns",
         }
     ),
     "credentials.errors": frozenset(
@@ -143,7 +161,22 @@ PINNED: dict[str, frozenset[str]] = {
     "wallet": frozenset(),
     "elicence": frozenset(),
     "credentials": frozenset(
-        {"audit", "base45", "clock", "errors", "jws", "openid4vci", "qr", "sd_jwt", "sd_jwt_vc", "status_list", "trace", "trust"}
+        {
+            "audit",
+            "base45",
+            "clock",
+            "dcql",
+            "errors",
+            "jws",
+            "openid4vci",
+            "openid4vp",
+            "qr",
+            "sd_jwt",
+            "sd_jwt_vc",
+            "status_list",
+            "trace",
+            "trust",
+        }
     ),
     "verifier": frozenset(
         {
@@ -200,6 +233,6 @@ def test_every_exported_name_exists(module_name):
 
 def test_keys_reexports_every_public_name_of_its_modules():
     names: set[str] = set()
-    for sub in ("keys.errors", "keys.jwk", "keys.signer", "keys.keystore"):
+    for sub in ("keys.errors", "keys.jwk", "keys.signer", "keys.keystore", "keys.x509"):
         names.update(importlib.import_module(sub).__all__)
     assert set(importlib.import_module("keys").__all__) == names
