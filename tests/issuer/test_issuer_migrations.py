@@ -30,15 +30,19 @@ ISSUER_TABLES = {
 
 def _differences(engine, metadata: MetaData) -> list:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        # Other roles' tables live in the same database: compare the issuer's own only.
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True,
+            "include_name": lambda name, type_, parent: type_ != "table" or name.startswith("issuer_"),
+        })
         return compare_metadata(context, metadata)
 
 
 def test_migrated_schema_equals_the_models(empty_database_url):
     engine = make_engine(empty_database_url)
     try:
-        assert migrate(engine) == ["issuer_0001"]
-        assert set(inspect(engine).get_table_names()) == ISSUER_TABLES | {"alembic_version"}
+        assert "issuer_0001" in migrate(engine)
+        assert {t for t in inspect(engine).get_table_names() if t.startswith("issuer_")} == ISSUER_TABLES
         assert _differences(engine, IssuerBase.metadata) == []
     finally:
         engine.dispose()
@@ -66,7 +70,8 @@ def test_migrate_is_idempotent_and_reaches_every_head(empty_database_url):
         assert current_heads(engine) == set()
         migrate(engine)
         migrate(engine)
-        assert current_heads(engine) == target_heads() == {"issuer_0001"}
+        assert current_heads(engine) == target_heads()
+        assert "issuer_0001" in target_heads()
     finally:
         engine.dispose()
 
