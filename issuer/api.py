@@ -335,6 +335,25 @@ async def request_authorisation(slug: Slug, request: Request, issuer: Issuer) ->
     return issuer.request_authorisation(slug, body).to_json()
 
 
+class WithdrawnOut(BaseModel):
+    id: str
+    status: str
+    reason: str | None
+    status_changed_at: datetime | None
+
+
+@public_router.post("/issuers/{slug}/authorisations/withdraw", response_model=WithdrawnOut)
+async def withdraw_authorisation(slug: Slug, request: Request, issuer: Issuer) -> dict[str, Any]:
+    """The enterprise withdraws a staff authorisation it granted (revoked at once, in the next status token).
+
+    Body: ``licence`` (a key-bound presentation of the licence it was granted under: aud = this issuer,
+    nonce from the nonce endpoint) and ``authorisation`` (the authorisation credential).
+    """
+    body = await _json_body(request)
+    row = issuer.withdraw_authorisation(slug, body)
+    return {"id": row.id, "status": row.status.value, "reason": row.reason, "status_changed_at": row.status_changed_at}
+
+
 # --- admin ----------------------------------------------------------------------------------------------
 
 admin_router = APIRouter(prefix="/issuers/{slug}/admin", tags=["issuer admin (operator API key)"])

@@ -100,6 +100,8 @@ STAFF_AUTHORISATION = "staff-authorisation"
 #: Reasons an operator gives for a revocation. 注销: the enterprise is deregistered; 吊销: the licence
 #: is revoked as a penalty; the others are recorded by the service itself.
 REVOCATION_REASONS = frozenset({"deregistered", "revoked_as_penalty", "changed", "licence_revoked", "key_compromised", "other"})
+#: The reason of an authorisation the enterprise withdrew itself (not an operator's reason).
+WITHDRAWN = "withdrawn"
 _SUSPEND_CASCADE = "licence_suspended"
 #: Dates in claims (an authorisation's valid_from / valid_until) are calendar days in China Standard Time.
 _CST = timezone(timedelta(hours=8))
@@ -998,35 +1000,8 @@ class IssuerService:
         except (KeyMaterialError, TypeError, AttributeError) as exc:
             raise InvalidValue(f"staff_jwk is not an acceptable public key: {exc}") from exc
         now = self.now()
-        t = int(now.timestamp())
         with unit_of_work(self._sessions) as tx:
-            keys = self._issuer_public_keys(tx, slug)
-
-            def resolve(iss: str, header: Mapping[str, Any], vct: str) -> Any:
-                if iss != auth.issuer_id:
-                    raise AuthorisationRefused("the licence was not issued by this authority")
-                key = keys.get(header.get("kid"))
-                if key is None:
-                    raise UnknownKey("the licence's signing key is not one of this authority's")
-                return key
-
-            nonce = _kb_nonce(presentation)
-            verified = sd_jwt_vc.verify_vc(
-                presentation,
-                resolve_issuer_key=resolve,
-                now=t,
-                kb=KeyBindingPolicy(nonce=nonce, aud=auth.issuer_id),
-                expected_vcts=(ltype.vct,),
-            )
-            try:
-                store.consume_nonce(tx, value=nonce or "", now=now)
-            except store.Spent as exc:
-                raise AuthorisationRefused(f"the presentation's nonce is {exc.reason}; get a fresh one") from exc
-            licence = store.get_credential_by_hash(tx, credential_hash=credential_hash(presentation))
-            if licence is None or licence.authority != slug:
-                raise AuthorisationRefused("this licence is not on record here")
-            if licence.status is not CredentialStatus.VALID or licence.replaced_by is not None:
-                raise AuthorisationRefused(f"the licence is {licence.status.value}" + (" and replaced" if licence.replaced_by else ""))
+            licence, verified = self._presented_licence(tx, auth, ltype, presentation, now)
             claims_in = verified.claims
             legal_rep = claims_in.get("legal_representative")
             enterprise_name = claims_in.get("name")
@@ -1067,6 +1042,76 @@ class IssuerService:
                                         "scope": claims["scope"], "valid_until": claims["valid_until"],
                                         "staff_key": staff_thumb})
         return created
+
+    def _presented_licence(
+        self, tx: Session, auth: Authority, ltype: CredentialType, presentation: Any, now: datetime
+    ) -> tuple[Credential, Any]:
+        """The licence row behind a key-bound presentation (aud this issuer, a fresh nonce, which it uses up).
+
+        Raises ``AuthorisationRefused`` (another issuer's, unknown, used nonce, not valid or replaced)
+        and the ``CredentialError`` codes of verification.
+        """
+        if not isinstance(presentation, str):
+            raise InvalidValue("licence must be a presentation (text)")
+        keys = self._issuer_public_keys(tx, auth.slug)
+
+        def resolve(iss: str, header: Mapping[str, Any], vct: str) -> Any:
+            if iss != auth.issuer_id:
+                raise AuthorisationRefused("the licence was not issued by this authority")
+            key = keys.get(header.get("kid"))
+            if key is None:
+                raise UnknownKey("the licence's signing key is not one of this authority's")
+            return key
+
+        nonce = _kb_nonce(presentation)
+        verified = sd_jwt_vc.verify_vc(
+            presentation,
+            resolve_issuer_key=resolve,
+            now=int(now.timestamp()),
+            kb=KeyBindingPolicy(nonce=nonce, aud=auth.issuer_id),
+            expected_vcts=(ltype.vct,),
+        )
+        try:
+            store.consume_nonce(tx, value=nonce or "", now=now)
+        except store.Spent as exc:
+            raise AuthorisationRefused(f"the presentation's nonce is {exc.reason}; get a fresh one") from exc
+        licence = store.get_credential_by_hash(tx, credential_hash=credential_hash(presentation))
+        if licence is None or licence.authority != auth.slug:
+            raise AuthorisationRefused("this licence is not on record here")
+        if licence.status is not CredentialStatus.VALID or licence.replaced_by is not None:
+            raise AuthorisationRefused(f"the licence is {licence.status.value}" + (" and replaced" if licence.replaced_by else ""))
+        return licence, verified
+
+    def withdraw_authorisation(self, slug: str, body: Any) -> Credential:
+        """The enterprise withdraws a staff authorisation it granted, by presenting its business licence.
+
+        ``body``: ``licence`` (key-bound presentation as for :meth:`request_authorisation`) and
+        ``authorisation`` (the authorisation credential, or its issuer-signed JWT). The authorisation is
+        revoked (reason ``withdrawn``) in the same transaction as its audit record, so the next status
+        token shows it; withdrawing one already revoked changes nothing and answers it as it is.
+        Raises ``AuthorisationRefused`` (not granted under this licence), ``NotFound``, ``InvalidValue``.
+        """
+        auth = self.authority(slug)
+        ltype = self._issued_type(auth, BUSINESS_LICENCE)
+        if not isinstance(body, Mapping):
+            raise InvalidValue("the request must be a JSON object")
+        grant_text = body.get("authorisation")
+        if not isinstance(grant_text, str) or not grant_text:
+            raise InvalidValue("authorisation (the credential to withdraw) is required")
+        now = self.now()
+        with unit_of_work(self._sessions) as tx:
+            licence, _ = self._presented_licence(tx, auth, ltype, body.get("licence"), now)
+            grant = store.get_credential_by_hash(tx, credential_hash=credential_hash(grant_text))
+            if grant is None or grant.authority != slug:
+                raise NotFound("no such authorisation here")
+            if grant.granted_under != licence.id:
+                raise AuthorisationRefused("this authorisation was not granted under the licence presented")
+            if grant.status is CredentialStatus.REVOKED:
+                return grant
+            store.lock_authority(tx, slug=slug)
+            changed, _ = self._set_status(tx, grant, CredentialStatus.REVOKED, WITHDRAWN, now,
+                                          f"holder:{licence.holder_thumbprint}")
+        return changed
 
     def _issuer_public_keys(self, tx: Session, slug: str) -> dict[str, Any]:
         from credentials import jws

@@ -661,6 +661,65 @@ def test_authorisation_under_a_revoked_licence_is_refused(api):
     assert api.snapshot() == before
 
 
+def _granted(api, licence, legal_rep):
+    """A staff authorisation granted under ``licence`` and received by a new staff key: (text, its row)."""
+    staff = SoftwareSigner.generate("ES256")
+    r = api.client.post(api.path("authorisations"), json=_authorisation_body(api, licence, legal_rep, staff))
+    assert r.status_code == 201, r.text
+    r = api.credential_response(api.token(r.json()), api.proof(staff, api.nonce()), configuration="staff-authorisation")
+    assert r.status_code == 200, r.text
+    text = r.json()["credentials"][0]["credential"]
+    return text, api.credential_row(api.credential_id(text))
+
+
+def _withdrawal(api, licence, legal_rep, grant: str, **kw) -> dict:
+    presentation = sd_jwt.present(licence, disclose=["name"], holder_signer=legal_rep, aud=kw.get("aud", api.issuer_id),
+                                  nonce=kw.get("nonce") or api.nonce(), now=api.clock.timestamp())
+    return {"licence": presentation, "authorisation": grant}
+
+
+def test_the_enterprise_withdraws_an_authorisation_and_the_next_status_token_shows_it(api):
+    licence, legal_rep, _ = api.issue(1)
+    grant, row = _granted(api, licence, legal_rep)
+    verified = api.verify_credential(grant)
+    assert api.status_list(verified.status.uri).status(verified.status.idx) == sl.VALID
+    r = api.client.post(api.path("authorisations/withdraw"), json=_withdrawal(api, licence, legal_rep, grant))
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == row["id"] and r.json()["status"] == "revoked" and r.json()["reason"] == "withdrawn"
+    assert api.status_list(verified.status.uri).status(verified.status.idx) == sl.INVALID
+    assert api.credential_row(api.credential_id(licence))["status"] == "valid"  # the licence stays
+    # Withdrawing again changes nothing and says how it stands.
+    before = api.snapshot()
+    r = api.client.post(api.path("authorisations/withdraw"), json=_withdrawal(api, licence, legal_rep, grant))
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    after = api.snapshot()
+    assert {k: v for k, v in after.items() if k != "nonces"} == {k: v for k, v in before.items() if k != "nonces"}
+
+
+def test_withdrawing_an_authorisation_needs_the_licence_it_was_granted_under(api):
+    licence, legal_rep, _ = api.issue(1)
+    other, other_rep, _ = api.issue(2)
+    grant, _ = _granted(api, licence, legal_rep)
+    cases = {
+        "another-enterprise": (_withdrawal(api, other, other_rep, grant), 403, "authorisation_refused"),
+        "unknown-authorisation": (_withdrawal(api, licence, legal_rep, "eyJ.eyJ.sig~"), 404, "not_found"),
+        "no-authorisation": ({"licence": _withdrawal(api, licence, legal_rep, grant)["licence"]}, 400, "invalid_value"),
+        "licence-not-text": ({"licence": 5, "authorisation": grant}, 400, "invalid_value"),
+        "misaddressed": (_withdrawal(api, licence, legal_rep, grant, aud=f"{api.PUBLIC_URL}/issuers/zj-amr"), 400,
+                         "kb_aud_mismatch"),
+        "unknown-nonce": (_withdrawal(api, licence, legal_rep, grant, nonce="never-issued"), 403, "authorisation_refused"),
+        "not-an-object": ([grant], 400, "invalid_value"),
+    }
+    for case, (body, status, code) in cases.items():
+        before = api.snapshot()
+        api.error(api.client.post(api.path("authorisations/withdraw"), json=body), status, code, case)
+        assert api.snapshot() == before, case
+    # A presentation is good once: the second use of the same nonce is refused.
+    body = _withdrawal(api, licence, legal_rep, grant)
+    assert api.client.post(api.path("authorisations/withdraw"), json=body).status_code == 200
+    api.error(api.client.post(api.path("authorisations/withdraw"), json=body), 403, "authorisation_refused")
+
+
 # --- the framework's own refusals --------------------------------------------------------------------------------
 
 
