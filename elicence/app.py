@@ -1,7 +1,8 @@
-"""The composition root's web application: one FastAPI app that mounts the roles (the issuer now).
+"""The composition root's web application: one FastAPI app that mounts the roles (issuer and wallet now).
 
 :func:`open_issuer` turns :class:`elicence.config.Settings` into a running :class:`IssuerService`
-(engine, migrations to head, keystore KEK); :func:`create_app` mounts it with its routers and error
+(engine, migrations to head, keystore KEK), :func:`open_wallet` likewise a :class:`WalletService` (same
+database and KEK source, its own tables); :func:`create_app` mounts them with their routers and error
 handlers; :func:`seed_demo` gives an empty demo deployment two authorities and an operator each, so
 that ``make run`` starts with something to try. ``elicence serve`` runs the app under uvicorn.
 """
@@ -21,8 +22,10 @@ from elicence.db import make_engine, migrate, session_factory
 from issuer import api as issuer_api
 from issuer.service import IssuerService
 from keys.keystore import write_secret_file
+from wallet import api as wallet_api
+from wallet.service import WalletService
 
-__all__ = ["DEMO_AUTHORITIES", "DemoOperator", "open_issuer", "create_app", "seed_demo", "endpoints"]
+__all__ = ["DEMO_AUTHORITIES", "DemoOperator", "open_issuer", "open_wallet", "create_app", "seed_demo", "endpoints"]
 
 VERSION = "0.1.0"
 
@@ -57,6 +60,13 @@ def open_issuer(settings: Settings) -> IssuerService:
     engine = make_engine(settings.database_url)
     migrate(engine)
     return IssuerService(sessions=session_factory(engine), kek=settings.kek(), public_url=settings.public_url)
+
+
+def open_wallet(settings: Settings) -> WalletService:
+    """The wallet service on the settings' database (created and migrated to head) and KEK."""
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return WalletService(sessions=session_factory(engine), kek=settings.kek())
 
 
 def seed_demo(issuer: IssuerService, var_dir: Path) -> list[DemoOperator]:
@@ -106,17 +116,30 @@ def endpoints(issuer: IssuerService) -> dict[str, Any]:
     return out
 
 
-def create_app(settings: Settings | None = None, *, issuer: IssuerService | None = None) -> FastAPI:
-    """The eLicence web application: the issuer's public and admin endpoints, ``/openapi.json``, ``/docs``."""
+def create_app(
+    settings: Settings | None = None, *, issuer: IssuerService | None = None, wallet: WalletService | None = None
+) -> FastAPI:
+    """The eLicence web application: the issuer's public and admin endpoints, the wallet API under
+    ``/wallet``, ``/openapi.json``, ``/docs``.
+
+    Without services, both are opened from ``settings`` (default: the environment); given only an
+    ``issuer``, the app serves the issuer alone.
+    """
     if issuer is None:
-        issuer = open_issuer(settings if settings is not None else Settings.from_env())
+        settings = settings if settings is not None else Settings.from_env()
+        issuer = open_issuer(settings)
+        if wallet is None:
+            wallet = open_wallet(settings)
     app = FastAPI(
         title="eLicence",
         version=VERSION,
         description="Electronic business licences as SD-JWT verifiable credentials. Issuer: OpenID4VCI 1.0 "
-        "(pre-authorised code), IETF Token Status List, admin API for licensing authorities.",
+        "(pre-authorised code), IETF Token Status List, admin API for licensing authorities. Wallet (under "
+        "/wallet): accounts, enterprises and members, holder keys, credentials, usage record.",
     )
     issuer_api.install(app, issuer)
+    if wallet is not None:
+        wallet_api.install(app, wallet)
 
     @app.get("/", tags=["deployment"])
     def index() -> Mapping[str, Any]:

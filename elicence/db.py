@@ -55,6 +55,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 #: package-relative version folder). Roles arriving later add a line here.
 ROLE_SCHEMAS: tuple[tuple[str, str, str, str], ...] = (
     ("issuer", "issuer.store", "IssuerBase", "migrations/versions"),
+    ("wallet", "wallet.store", "WalletBase", "migrations/versions"),
 )
 
 _MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
