@@ -15,17 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from elicence.config import Settings
 from elicence.db import make_engine, migrate, session_factory
 from issuer import api as issuer_api
 from issuer.service import IssuerService
+from elicence.trust_operator import TRUST_LIST_MEDIA_TYPE, TrustOperator, operator_signer
 from keys.keystore import write_secret_file
 from wallet import api as wallet_api
 from wallet.service import WalletService
 
-__all__ = ["DEMO_AUTHORITIES", "DemoOperator", "open_issuer", "open_wallet", "create_app", "seed_demo", "endpoints"]
+__all__ = ["DEMO_AUTHORITIES", "DemoOperator", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
+           "open_deployment", "create_app", "seed_demo", "endpoints"]
 
 VERSION = "0.1.0"
 
@@ -55,18 +58,45 @@ class DemoOperator:
     api_key: str
 
 
-def open_issuer(settings: Settings) -> IssuerService:
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+def open_issuer(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> IssuerService:
     """The issuer service on the settings' database (created and migrated to head) and KEK."""
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return IssuerService(sessions=session_factory(engine), kek=settings.kek(), public_url=settings.public_url)
+    return IssuerService(sessions=sessions or _sessions(settings), kek=settings.kek(), public_url=settings.public_url)
 
 
-def open_wallet(settings: Settings) -> WalletService:
+def open_wallet(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> WalletService:
     """The wallet service on the settings' database (created and migrated to head) and KEK."""
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return WalletService(sessions=session_factory(engine), kek=settings.kek())
+    return WalletService(sessions=sessions or _sessions(settings), kek=settings.kek())
+
+
+def open_trust_operator(settings: Settings, issuer: IssuerService) -> TrustOperator | None:
+    """The deployment's trust list operator, or ``None`` when no operator key is configured."""
+    if settings.trust_key_file is None:
+        return None
+    signer = operator_signer(settings.trust_key_file, create=not settings.production)
+    return TrustOperator(issuer=issuer, signer=signer, operator_id=f"{settings.public_url}/trust")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The services of one deployment, on one database engine."""
+
+    issuer: IssuerService
+    wallet: WalletService
+    trust: TrustOperator | None
+
+
+def open_deployment(settings: Settings) -> Deployment:
+    """Every role of the deployment on the settings' database (one engine, migrated once)."""
+    sessions = _sessions(settings)
+    issuer = open_issuer(settings, sessions=sessions)
+    return Deployment(issuer=issuer, wallet=open_wallet(settings, sessions=sessions),
+                      trust=open_trust_operator(settings, issuer))
 
 
 def seed_demo(issuer: IssuerService, var_dir: Path) -> list[DemoOperator]:
@@ -117,29 +147,34 @@ def endpoints(issuer: IssuerService) -> dict[str, Any]:
 
 
 def create_app(
-    settings: Settings | None = None, *, issuer: IssuerService | None = None, wallet: WalletService | None = None
+    settings: Settings | None = None,
+    *,
+    issuer: IssuerService | None = None,
+    wallet: WalletService | None = None,
+    trust: TrustOperator | None = None,
 ) -> FastAPI:
     """The eLicence web application: the issuer's public and admin endpoints, the wallet API under
-    ``/wallet``, ``/openapi.json``, ``/docs``.
+    ``/wallet``, the deployment's trust list under ``/trust``, ``/openapi.json``, ``/docs``.
 
-    Without services, both are opened from ``settings`` (default: the environment); given only an
-    ``issuer``, the app serves the issuer alone.
+    Without services, all are opened from ``settings`` (default: the environment); given services,
+    the app serves those alone.
     """
     if issuer is None:
-        settings = settings if settings is not None else Settings.from_env()
-        issuer = open_issuer(settings)
-        if wallet is None:
-            wallet = open_wallet(settings)
+        deployment = open_deployment(settings if settings is not None else Settings.from_env())
+        issuer, wallet, trust = deployment.issuer, deployment.wallet, deployment.trust
     app = FastAPI(
         title="eLicence",
         version=VERSION,
         description="Electronic business licences as SD-JWT verifiable credentials. Issuer: OpenID4VCI 1.0 "
         "(pre-authorised code), IETF Token Status List, admin API for licensing authorities. Wallet (under "
-        "/wallet): accounts, enterprises and members, holder keys, credentials, usage record.",
+        "/wallet): accounts, enterprises and members, holder keys, credentials, usage record. Trust (under "
+        "/trust): the signed list of this deployment's issuers.",
     )
     issuer_api.install(app, issuer)
     if wallet is not None:
         wallet_api.install(app, wallet)
+    if trust is not None:
+        _install_trust(app, trust)
 
     @app.get("/", tags=["deployment"])
     def index() -> Mapping[str, Any]:
@@ -153,3 +188,17 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _install_trust(app: FastAPI, operator: TrustOperator) -> None:
+    @app.get("/trust/list", tags=["trust"], response_class=Response,
+             responses={200: {"content": {TRUST_LIST_MEDIA_TYPE: {}}}})
+    def trust_list() -> Response:
+        """The signed trust list (``trustlist+jwt``) naming this deployment's issuers and their keys."""
+        return Response(operator.token(), media_type=TRUST_LIST_MEDIA_TYPE,
+                        headers={"Cache-Control": f"public, max-age={operator.refresh}"})
+
+    @app.get("/trust/operator.jwk", tags=["trust"])
+    def operator_key() -> Mapping[str, Any]:
+        """The trust list operator's public key. Pin it from a source you trust, not from this answer."""
+        return operator.public_jwk

@@ -10,6 +10,8 @@ variable                   default                                     productio
 ``ELICENCE_PUBLIC_URL``    ``http://127.0.0.1:<port>``                 ``https://`` and not a loopback host
 ``ELICENCE_KEK``           (none)                                      exactly one of the two, a valid KEK
 ``ELICENCE_KEK_FILE``      demo: ``<var>/kek``, created once (0600)
+``ELICENCE_TRUST_OPERATOR_KEY_FILE``  demo: ``<var>/trust-operator.jwk``,   optional: without it the deployment
+                           created once (0600)                         publishes no trust list
 =========================  ==========================================  ======================================
 
 Demo mode accepts the embedded defaults; production mode refuses every placeholder with a message
@@ -44,6 +46,7 @@ __all__ = [
     "HOST_ENV",
     "PORT_ENV",
     "PUBLIC_URL_ENV",
+    "TRUST_KEY_FILE_ENV",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
@@ -57,6 +60,7 @@ DATABASE_URL_ENV = "ELICENCE_DATABASE_URL"
 HOST_ENV = "ELICENCE_HOST"
 PORT_ENV = "ELICENCE_PORT"
 PUBLIC_URL_ENV = "ELICENCE_PUBLIC_URL"
+TRUST_KEY_FILE_ENV = "ELICENCE_TRUST_OPERATOR_KEY_FILE"
 
 DEFAULT_DATABASE_URL = "sqlite:///var/elicence.db"
 DEFAULT_HOST = "127.0.0.1"
@@ -107,6 +111,8 @@ class Settings:
     var_dir: Path
     #: Demo mode without a configured KEK: :meth:`kek` creates ``kek_file`` the first time.
     kek_generated: bool = False
+    #: The trust list operator's private JWK file (created once in demo mode); ``None``: no trust list.
+    trust_key_file: Path | None = None
     _kek_inline: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -164,6 +170,8 @@ class Settings:
             kek_file=kek_file,
             var_dir=var,
             kek_generated=kek_inline is None and not env.get(KEK_FILE_ENV, "").strip(),
+            trust_key_file=Path(env[TRUST_KEY_FILE_ENV].strip()) if env.get(TRUST_KEY_FILE_ENV, "").strip()
+            else None if production else var / "trust-operator.jwk",
             _kek_inline=kek_inline,
         )
 
