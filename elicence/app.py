@@ -10,11 +10,13 @@ that ``make run`` starts with something to try. ``elicence serve`` runs the app 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Response
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,11 +26,15 @@ from issuer import api as issuer_api
 from issuer.service import IssuerService
 from elicence.trust_operator import TRUST_LIST_MEDIA_TYPE, TrustOperator, operator_signer
 from keys.keystore import write_secret_file
+from credentials.errors import CannotVerify
+from credentials.trust import TrustList, TrustListCache
 from wallet import api as wallet_api
+from wallet.flows import Network, WalletFlows
+from wallet.oid4vci_client import http_client
 from wallet.service import WalletService
 
 __all__ = ["DEMO_AUTHORITIES", "DemoOperator", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
-           "open_deployment", "create_app", "seed_demo", "endpoints"]
+           "open_deployment", "wallet_network", "create_app", "seed_demo", "endpoints"]
 
 VERSION = "0.1.0"
 
@@ -82,6 +88,30 @@ def open_trust_operator(settings: Settings, issuer: IssuerService) -> TrustOpera
     return TrustOperator(issuer=issuer, signer=signer, operator_id=f"{settings.public_url}/trust")
 
 
+def wallet_network(settings: Settings, trust: TrustOperator | None, *,
+                   http: Callable[[], httpx.Client] = http_client,
+                   verifier_roots: Sequence[Any] = ()) -> Network:
+    """The wallet's outside world: this deployment's trust list, fetched over HTTP like any relying
+    party's and checked with the operator key pinned here; the verifiers' registrar roots."""
+    if trust is None:
+        def no_trust_list() -> TrustList:
+            raise CannotVerify("this deployment publishes no trust list (ELICENCE_TRUST_OPERATOR_KEY_FILE)")
+        current: Callable[[], TrustList] = no_trust_list
+    else:
+        url = f"{settings.public_url}/trust/list"
+
+        def fetch() -> str:
+            with http() as client:
+                r = client.get(url, headers={"Accept": TRUST_LIST_MEDIA_TYPE})
+                r.raise_for_status()
+                return r.text
+
+        cache = TrustListCache(fetch, trust.public_jwk, clock=time.time, refresh_interval=trust.refresh)
+        current = lambda: cache.get().trust_list  # noqa: E731
+    roots = tuple(verifier_roots)
+    return Network(http=http, trust=current, verifier_roots=lambda: roots, allow_http=not settings.production)
+
+
 @dataclass(frozen=True)
 class Deployment:
     """The services of one deployment, on one database engine."""
@@ -89,14 +119,17 @@ class Deployment:
     issuer: IssuerService
     wallet: WalletService
     trust: TrustOperator | None
+    flows: WalletFlows | None = None
 
 
 def open_deployment(settings: Settings) -> Deployment:
     """Every role of the deployment on the settings' database (one engine, migrated once)."""
     sessions = _sessions(settings)
     issuer = open_issuer(settings, sessions=sessions)
-    return Deployment(issuer=issuer, wallet=open_wallet(settings, sessions=sessions),
-                      trust=open_trust_operator(settings, issuer))
+    wallet = open_wallet(settings, sessions=sessions)
+    trust = open_trust_operator(settings, issuer)
+    return Deployment(issuer=issuer, wallet=wallet, trust=trust,
+                      flows=WalletFlows(wallet, wallet_network(settings, trust)))
 
 
 def seed_demo(issuer: IssuerService, var_dir: Path) -> list[DemoOperator]:
@@ -152,6 +185,7 @@ def create_app(
     issuer: IssuerService | None = None,
     wallet: WalletService | None = None,
     trust: TrustOperator | None = None,
+    flows: WalletFlows | None = None,
 ) -> FastAPI:
     """The eLicence web application: the issuer's public and admin endpoints, the wallet API under
     ``/wallet``, the deployment's trust list under ``/trust``, ``/openapi.json``, ``/docs``.
@@ -161,7 +195,7 @@ def create_app(
     """
     if issuer is None:
         deployment = open_deployment(settings if settings is not None else Settings.from_env())
-        issuer, wallet, trust = deployment.issuer, deployment.wallet, deployment.trust
+        issuer, wallet, trust, flows = deployment.issuer, deployment.wallet, deployment.trust, deployment.flows
     app = FastAPI(
         title="eLicence",
         version=VERSION,
@@ -172,7 +206,7 @@ def create_app(
     )
     issuer_api.install(app, issuer)
     if wallet is not None:
-        wallet_api.install(app, wallet)
+        wallet_api.install(app, wallet, flows)
     if trust is not None:
         _install_trust(app, trust)
 

@@ -28,7 +28,8 @@ refused (413 ``request_too_large``) before a handler reads it. Responses are ``C
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
@@ -38,8 +39,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from credentials.errors import CredentialError
+from credentials.openid4vp import OpenId4VpError
 from wallet import store
-from wallet.errors import TokenRequired, WalletError
+from wallet.errors import InvalidValue, TokenRequired, WalletError
+from wallet.flows import WalletFlows
 from wallet.service import HolderKey, Principal, WalletService
 
 __all__ = [
@@ -50,11 +54,16 @@ __all__ = [
     "enterprises_router",
     "credentials_router",
     "usage_router",
+    "flows_router",
+    "IMAGE_BODY_BYTES",
 ]
 
-#: Largest request body accepted under ``/wallet`` (every body here is a small JSON object).
+#: Largest request body accepted under ``/wallet`` (every body here is a small JSON object)...
 MAX_BODY_BYTES = 64 * 1024
+#: ...but where a photo of a QR code may come (base64 in JSON).
+IMAGE_BODY_BYTES = 6 * 1024 * 1024
 _PREFIX = "/wallet"
+_IMAGE_PATHS = frozenset({f"{_PREFIX}/credentials/receive", f"{_PREFIX}/requests/inspect"})
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 #: The handlers FastAPI installs by itself (422 validation bodies): the wallet replaces only these.
 _FRAMEWORK_DEFAULTS = (None, http_exception_handler, request_validation_exception_handler)
@@ -78,9 +87,10 @@ class WalletBodyLimit:
         if scope["type"] != "http" or not scope.get("path", "").startswith(_PREFIX):
             await self.app(scope, receive, send)
             return
-        refuse = _error(413, "request_too_large", f"the request body is larger than {self.limit} bytes")
+        limit = IMAGE_BODY_BYTES if scope.get("path") in _IMAGE_PATHS else self.limit
+        refuse = _error(413, "request_too_large", f"the request body is larger than {limit} bytes")
         declared = dict(scope.get("headers", ())).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
+        if declared.isdigit() and int(declared) > limit:
             await refuse(scope, receive, send)
             return
         body = bytearray()
@@ -90,7 +100,7 @@ class WalletBodyLimit:
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
-            if len(body) > self.limit:
+            if len(body) > limit:
                 await refuse(scope, receive, send)
                 return
             more = message.get("more_body", False)
@@ -102,21 +112,36 @@ class WalletBodyLimit:
         await self.app(scope, replay, send)
 
 
-def install(app: FastAPI, wallet: WalletService) -> None:
-    """Mount the wallet's routers on ``app`` with its body limit and error handler.
+def install(app: FastAPI, wallet: WalletService, flows: WalletFlows | None = None) -> None:
+    """Mount the wallet's routers on ``app`` with its body limit and error handler; with ``flows``,
+    also the protocol endpoints (receive, QR codes, presentation requests, staff authorisations).
 
     The framework-level handlers (validation errors as 400 ``invalid_request``, unknown routes, faults
     as 500 ``server_error``) are added only where the app has none yet, so a role mounted beside the
     wallet keeps its own.
     """
     app.state.wallet = wallet
+    app.state.wallet_flows = flows
     app.add_middleware(WalletBodyLimit)
-    for router in (accounts_router, enterprises_router, credentials_router, usage_router):
+    routers = [accounts_router, enterprises_router, credentials_router, usage_router]
+    if flows is not None:
+        routers[:0] = [flows_router]  # before /wallet/credentials/{id}: /wallet/credentials/receive is a flow
+    for router in routers:
         app.include_router(router)
 
     @app.exception_handler(WalletError)
     async def _wallet_error(_request: Request, exc: WalletError) -> JSONResponse:
         return _error(exc.http_status, exc.code, exc.detail, exc.headers())
+
+    @app.exception_handler(OpenId4VpError)
+    async def _request_error(_request: Request, exc: OpenId4VpError) -> JSONResponse:
+        # A request the wallet refuses: its OpenID4VP code, and the finer reason in the description.
+        return _error(exc.status, exc.code, f"{exc.reason}: {exc.description}" if exc.reason != exc.code else exc.description)
+
+    if app.exception_handlers.get(CredentialError) is None:
+        @app.exception_handler(CredentialError)
+        async def _credential_error(_request: Request, exc: CredentialError) -> JSONResponse:
+            return _error(getattr(exc, "http_status", 400), exc.code, exc.detail)
 
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -446,3 +471,177 @@ def own_usage(caller: Caller, wallet: Wallet, limit: Limit = 50,
               cursor: Cursor = None) -> store.Page[store.UsageRecord]:
     """The caller's own usage record (every presentation they made), newest first."""
     return wallet.usage(caller.user, limit=limit, cursor=cursor)
+
+
+# --- protocol flows: receive, show, answer, authorise ------------------------------------------------------
+
+
+def _flows(request: Request) -> WalletFlows:
+    flows = request.app.state.wallet_flows
+    assert flows is not None  # the router is mounted only with flows
+    return flows
+
+
+Flows = Annotated[WalletFlows, Depends(_flows)]
+Pin = Annotated[str, Field(min_length=1, max_length=16, description="the 6-digit wallet PIN")]
+
+flows_router = APIRouter(prefix=_PREFIX, tags=["wallet: receive, show, present, authorise"],
+                         dependencies=[Depends(_no_store)])
+
+
+def _image(b64: str | None) -> bytes | None:
+    if b64 is None:
+        return None
+    try:
+        return base64.b64decode(b64, validate=True)
+    except ValueError as exc:
+        raise InvalidValue("the image must be base64 (PNG or JPEG bytes)") from exc
+
+
+def _link_or_image(text: str | None, image: str | None, what: str) -> str | bytes:
+    if (text is None) == (image is None):
+        raise InvalidValue(f"give the {what} as text or as an image, not both or neither")
+    return text if text is not None else _image(image)  # type: ignore[return-value]
+
+
+class ReceiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    offer: str | None = Field(default=None, max_length=8192, description="the openid-credential-offer:// link")
+    offer_image: str | None = Field(default=None, description="or a photo or screenshot of its QR code (base64)")
+    tx_code: str | None = Field(default=None, max_length=64, description="the PIN the authority delivered")
+    enterprise_id: str | None = Field(default=None, max_length=64,
+                                      description="receive the enterprise's licence or permit into its key")
+
+
+@flows_router.post("/credentials/receive", status_code=201, response_model=CredentialOut)
+def receive(body: ReceiveIn, caller: Caller, flows: Flows) -> store.StoredCredential:
+    """Receive a credential over OpenID4VCI from a credential offer and its PIN; verified before it is kept."""
+    offer = _link_or_image(body.offer, body.offer_image, "offer")
+    return flows.receive(caller.user, offer=offer, tx_code=body.tx_code, enterprise_id=body.enterprise_id)
+
+
+class ShowIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: Pin
+    claims: list[Annotated[str, Field(max_length=128)]] | None = Field(
+        default=None, max_length=32, description="claim paths to disclose (dotted); default: the type's QR view")
+
+
+class ShownOut(BaseModel):
+    credential_id: str
+    text: str = Field(description="the EL1: payload the QR code holds")
+    png: str = Field(description="the QR code as PNG, base64")
+    svg: str
+    disclosed: list[str]
+    expires_at: datetime
+    usage_id: str
+
+
+@flows_router.post("/credentials/{credential_id}/qr", response_model=ShownOut)
+def show_qr(credential_id: CredentialId, body: ShowIn, caller: Caller, flows: Flows) -> dict[str, Any]:
+    """A new QR code of the credential (亮码): a fresh key-bound presentation, after the wallet PIN."""
+    shown = flows.show_qr(caller.user, credential_id=credential_id, pin=body.pin, claims=body.claims)
+    return {"credential_id": shown.credential_id, "text": shown.text, "png": base64.b64encode(shown.png).decode(),
+            "svg": shown.svg, "disclosed": list(shown.disclosed), "expires_at": shown.expires_at,
+            "usage_id": shown.usage_id}
+
+
+@flows_router.post("/credentials/{credential_id}/status", response_model=CredentialOut)
+def refresh_status(credential_id: CredentialId, caller: Caller, flows: Flows) -> store.StoredCredential:
+    """Check the credential's status list now (verified with the issuer's key from the trust list)."""
+    return flows.refresh_status(caller.user, credential_id=credential_id)
+
+
+class InspectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request: str | None = Field(default=None, max_length=8192, description="the openid4vp:// link")
+    request_image: str | None = Field(default=None, description="or a photo or screenshot of its QR code (base64)")
+
+
+class OfferedOut(BaseModel):
+    credential_id: str
+    vct: str
+    disclose: list[str]
+
+
+class PreviewOut(BaseModel):
+    request_object: str = Field(description="send it back to answer")
+    client_id: str
+    verifier_name: str | None = Field(description="the name its registrar certified")
+    client_name: str | None = Field(description="the name the verifier gives itself")
+    purpose: str | None
+    requested: dict[str, list[str]]
+    offered: dict[str, list[OfferedOut]]
+    satisfiable: bool
+    expires_at: int | None
+
+
+@flows_router.post("/requests/inspect", response_model=PreviewOut)
+def inspect_request(body: InspectIn, caller: Caller, flows: Flows) -> dict[str, Any]:
+    """Who asks, why, for which claims, and what would answer (扫码): the signed request is checked first."""
+    preview = flows.inspect(caller.user, link=_link_or_image(body.request, body.request_image, "request"))
+    return {"request_object": preview.request_object, "client_id": preview.client_id,
+            "verifier_name": preview.verifier_name, "client_name": preview.client_name, "purpose": preview.purpose,
+            "requested": {k: list(v) for k, v in preview.requested.items()},
+            "offered": {k: [{"credential_id": o.credential_id, "vct": o.vct, "disclose": list(o.disclose)} for o in v]
+                        for k, v in preview.offered.items()},
+            "satisfiable": preview.satisfiable, "expires_at": preview.expires_at}
+
+
+class RespondIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_object: str = Field(max_length=65536)
+    client_id: str = Field(max_length=512)
+    consent: bool
+    pin: str | None = Field(default=None, max_length=16)
+    choices: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, description="credential id per credential query id (default: the first that answers)")
+
+
+class AnsweredOut(BaseModel):
+    outcome: Literal["sent", "refused"]
+    usage_id: str
+    redirect_uri: str | None
+
+
+@flows_router.post("/requests/respond", response_model=AnsweredOut)
+def respond(body: RespondIn, caller: Caller, flows: Flows) -> dict[str, Any]:
+    """Answer a presentation request: with consent and the PIN the vp_token (direct_post), else access_denied."""
+    answered = flows.respond(caller.user, request_object=body.request_object, client_id=body.client_id,
+                             consent=body.consent, pin=body.pin, choices=body.choices)
+    return {"outcome": answered.outcome, "usage_id": answered.usage_id, "redirect_uri": answered.redirect_uri}
+
+
+class AuthoriseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    member_id: str = Field(max_length=64, description="the staff member's user id (see members)")
+    scope: dict[str, Any] = Field(description='{"all": true} or {"matters": ["..."]}')
+    valid_until: date
+    valid_from: date | None = None
+    pin: Pin
+
+
+@flows_router.post("/enterprises/{enterprise_id}/authorisations", status_code=201, response_model=CredentialOut)
+def authorise(enterprise_id: EnterpriseId, body: AuthoriseIn, caller: Caller, flows: Flows) -> store.StoredCredential:
+    """Authorise a staff member (授权): the issuer grants it on the licence, the staff member's key receives it."""
+    return flows.authorise_staff(caller.user, enterprise_id=enterprise_id, member_id=body.member_id, scope=body.scope,
+                                 valid_until=body.valid_until, valid_from=body.valid_from, pin=body.pin)
+
+
+@flows_router.get("/enterprises/{enterprise_id}/authorisations", response_model=list[CredentialOut])
+def authorisations(enterprise_id: EnterpriseId, caller: Caller, flows: Flows) -> list[store.StoredCredential]:
+    """The enterprise's staff authorisations (legal representative and administrators)."""
+    return list(flows.service.enterprise_authorisations(caller.user, enterprise_id=enterprise_id))
+
+
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pin: Pin
+
+
+@flows_router.post("/enterprises/{enterprise_id}/authorisations/{credential_id}/withdraw", response_model=CredentialOut)
+def withdraw(enterprise_id: EnterpriseId, credential_id: CredentialId, body: WithdrawIn, caller: Caller,
+             flows: Flows) -> store.StoredCredential:
+    """Withdraw a staff authorisation at its issuer: revoked at once (the status list says so)."""
+    return flows.withdraw_authorisation(caller.user, enterprise_id=enterprise_id, credential_id=credential_id,
+                                        pin=body.pin)

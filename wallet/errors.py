@@ -41,7 +41,11 @@ No framework is imported here, so the service stays pure.
         ├── AlreadyMember            member_exists                   409
         ├── AdministratorLimit       administrator_limit             409  at most 5 administrators
         ├── LegalRepresentativeFixed legal_representative_fixed      409  the 法定代表人 cannot be removed or demoted
-        └── CredentialExists         credential_exists               409  the same credential is stored
+        ├── CredentialExists         credential_exists               409  the same credential is stored
+        └── WrongEnterprise          credential_not_for_enterprise   409  it names another USCC: not kept
+    PeerError                        peer_error                      502  an issuer or verifier
+    ├── PeerUnreachable              peer_unreachable                502  no answer, timeout, HTTP 5xx
+    └── PeerResponseInvalid          peer_response_invalid           502  garbage, redirect, refusal
 """
 
 from __future__ import annotations
@@ -83,6 +87,10 @@ __all__ = [
     "AdministratorLimit",
     "LegalRepresentativeFixed",
     "CredentialExists",
+    "WrongEnterprise",
+    "PeerError",
+    "PeerUnreachable",
+    "PeerResponseInvalid",
     "REALM",
 ]
 
@@ -300,3 +308,24 @@ class LegalRepresentativeFixed(Conflict):
 class CredentialExists(Conflict):
     code = "credential_exists"
     description = "This credential is already stored in the wallet."
+
+
+class WrongEnterprise(Conflict):
+    code = "credential_not_for_enterprise"
+    description = "The credential names another enterprise; it was not kept."
+
+
+class PeerError(WalletError):
+    code = "peer_error"
+    description = "An issuer or verifier did not answer as the protocol requires."
+    http_status = 502
+
+
+class PeerUnreachable(PeerError):
+    code = "peer_unreachable"
+    description = "The issuer or verifier could not be reached."
+
+
+class PeerResponseInvalid(PeerError):
+    code = "peer_response_invalid"
+    description = "The issuer or verifier answered with something the protocol does not allow."

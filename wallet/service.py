@@ -582,6 +582,53 @@ class WalletService:
             raise NotFound("no such enterprise")
         return member
 
+    def enterprise(self, user: User, *, enterprise_id: str) -> Enterprise:
+        """An enterprise the user is a member of. Raises ``NotFound``."""
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            self._membership(tx, user, enterprise_id)
+            found = store.get_enterprise(tx, enterprise_id=enterprise_id)
+        if found is None:  # pragma: no cover - a membership implies its enterprise (foreign key)
+            raise NotFound("no such enterprise")
+        return found
+
+    def staff_key(self, user: User, *, enterprise_id: str, member_id: str) -> tuple[User, Signer]:
+        """A staff member of the enterprise and the signer of their own key, for the key proof that
+        receives the authorisation granted to them (the custodial wallet acts for them in that one step).
+
+        Only the legal representative or an administrator. Raises ``NotFound`` (not a member, or not
+        staff of this enterprise), ``AdministratorRequired``.
+        """
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            actor = self._membership(tx, user, enterprise_id)
+            if actor.role not in _MANAGERS:
+                raise AdministratorRequired("only the legal representative or an administrator authorises staff")
+            member = store.get_member(tx, enterprise_id=enterprise_id, user_id=member_id) if isinstance(member_id, str) else None
+            if member is None or member.role is not Role.STAFF:
+                raise NotFound("no such staff member of this enterprise")
+            staff = store.get_user(tx, user_id=member_id)
+        assert staff is not None
+        return staff, self.signer_for(staff, purpose=SignerPurpose.KEY_PROOF)
+
+    def enterprise_authorisation(self, user: User, *, enterprise_id: str, credential_id: str) -> StoredCredential:
+        """A staff authorisation granted under the enterprise (held by a staff member), for its legal
+        representative or an administrator. Raises ``NotFound``, ``AdministratorRequired``."""
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            actor = self._membership(tx, user, enterprise_id)
+            if actor.role not in _MANAGERS:
+                raise AdministratorRequired("only the legal representative or an administrator withdraws authorisations")
+            found = store.get_credential(tx, credential_id=credential_id) if isinstance(credential_id, str) else None
+        if found is None or found.enterprise_id != enterprise_id or found.vct != STAFF_AUTHORISATION_VCT:
+            raise NotFound("no such authorisation of this enterprise")
+        return found
+
+    def enterprise_authorisations(self, user: User, *, enterprise_id: str) -> tuple[StoredCredential, ...]:
+        """Every staff authorisation of the enterprise in this wallet (legal representative, administrators)."""
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            actor = self._membership(tx, user, enterprise_id)
+            if actor.role not in _MANAGERS:
+                raise AdministratorRequired("only the legal representative or an administrator sees authorisations")
+            return store.list_enterprise_credentials(tx, enterprise_id=enterprise_id, vct=STAFF_AUTHORISATION_VCT)
+
     def claim_enterprise(self, user: User, *, uscc: str, name: str) -> Enterprise:
         """Create the enterprise with ``user`` as its legal representative, and its licence key.
 

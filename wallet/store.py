@@ -124,6 +124,7 @@ __all__ = [
     "add_credential",
     "get_credential",
     "list_credentials",
+    "list_enterprise_credentials",
     "delete_credential",
     "set_credential_status",
     # usage records
@@ -1119,6 +1120,16 @@ def list_credentials(
     mine = _CRED.c.user_id == user_id
     held = and_(_CRED.c.user_id.is_(None), _CRED.c.enterprise_id.in_(list(enterprise_ids)))
     query = select(_CRED).where(or_(mine, held) if enterprise_ids else mine)
+    if vct is not None:
+        query = query.where(_CRED.c.vct == vct)
+    rows = session.execute(query.order_by(_CRED.c.received_at.desc(), _CRED.c.id.desc()))
+    return tuple(_stored(r) for r in rows)
+
+
+def list_enterprise_credentials(session: Session, /, *, enterprise_id: str, vct: str | None = None
+                                ) -> tuple[StoredCredential, ...]:
+    """Every credential concerning ``enterprise_id``, held by it or by one of its members; newest first."""
+    query = select(_CRED).where(_CRED.c.enterprise_id == enterprise_id)
     if vct is not None:
         query = query.where(_CRED.c.vct == vct)
     rows = session.execute(query.order_by(_CRED.c.received_at.desc(), _CRED.c.id.desc()))

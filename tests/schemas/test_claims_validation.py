@@ -173,6 +173,8 @@ CASES = [
     ("staff-authorisation", ("granted_by", "role"), "ceo", "granted_by.role", "legal_representative"),
     ("staff-authorisation", ("valid_until",), "2024-12-31", "valid_until", "earlier than valid from"),
     ("staff-authorisation", ("licence_status", "uri"), "http://elicence.cn/status/3", "licence_status.uri", "https://"),
+    ("staff-authorisation", ("licence_status", "uri"), "http://127.0.0.1.evil.example/status/3", "licence_status.uri",
+     "https://"),
     ("staff-authorisation", ("licence_status", "idx"), -1, "licence_status.idx", "less than 0"),
     ("staff-authorisation", ("licence_status", "idx"), 1.5, "licence_status.idx", "integer"),
     ("staff-authorisation", ("enterprise_uscc",), "94350100M000100Y43", "enterprise_uscc", "category"),
@@ -279,3 +281,10 @@ def test_unknown_type_is_a_coded_error():
     with pytest.raises(UnknownCredentialType) as info:
         validate_claims("https://elicence.cn/vct/fishing-licence", LICENCE)
     assert info.value.code == "unknown_credential_type"
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:8000/issuers/sh-amr/status/1", "http://localhost/status/1",
+                                 "https://elicence.cn/status/3"])
+def test_a_licence_status_list_on_https_or_on_the_loopback_host_is_accepted(uri):
+    # A local demo (ELICENCE_PUBLIC_URL=http://127.0.0.1:8000) has no TLS: http on loopback only.
+    validate_claims("staff-authorisation", _with(VALID["staff-authorisation"], ("licence_status", "uri"), uri))
