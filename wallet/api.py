@@ -546,6 +546,33 @@ def show_qr(credential_id: CredentialId, body: ShowIn, caller: Caller, flows: Fl
             "usage_id": shown.usage_id}
 
 
+class CardFieldOut(BaseModel):
+    path: str
+    label_zh: str
+    label_en: str
+    value: Any
+
+
+class CardOut(BaseModel):
+    credential: CredentialOut
+    type_zh: str
+    type_en: str
+    issuer_name: dict[str, str] = Field(description="from the trust list; empty when the issuer is not on it")
+    fields: list[CardFieldOut]
+    colours: dict[str, str]
+    qr_claims: list[str] = Field(description="what a QR code shows unless the holder chooses otherwise")
+
+
+@flows_router.get("/credentials/{credential_id}/card", response_model=CardOut)
+def card(credential_id: CredentialId, caller: Caller, flows: Flows) -> dict[str, Any]:
+    """The credential as a card: type name, issuer, each claim with its zh-CN / en label, status."""
+    c = flows.card(caller.user, credential_id=credential_id)
+    return {"credential": c.credential, "type_zh": c.type_zh, "type_en": c.type_en, "issuer_name": dict(c.issuer_name),
+            "fields": [{"path": f.path, "label_zh": f.label_zh, "label_en": f.label_en, "value": f.value}
+                       for f in c.fields],
+            "colours": dict(c.colours), "qr_claims": list(c.qr_claims)}
+
+
 @flows_router.post("/credentials/{credential_id}/status", response_model=CredentialOut)
 def refresh_status(credential_id: CredentialId, caller: Caller, flows: Flows) -> store.StoredCredential:
     """Check the credential's status list now (verified with the issuer's key from the trust list)."""

@@ -47,7 +47,8 @@ from wallet.errors import InvalidValue, NotFound, PeerResponseInvalid, PeerUnrea
 from wallet.service import STAFF_AUTHORISATION_VCT, WalletService
 from wallet.store import Channel, CredentialStatus, Outcome, StoredCredential, User
 
-__all__ = ["Network", "WalletFlows", "ShownCode", "RequestPreview", "Offered", "Answered", "MAX_PEER_BYTES"]
+__all__ = ["Network", "WalletFlows", "ShownCode", "RequestPreview", "Offered", "Answered", "Card", "CardField",
+           "MAX_PEER_BYTES"]
 
 #: Largest answer read from an issuer or verifier (request objects, status list tokens, JSON).
 MAX_PEER_BYTES = 1024 * 1024
@@ -111,6 +112,44 @@ class Answered:
     outcome: str
     usage_id: str
     redirect_uri: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CardField:
+    """One claim on a card: its dotted path, its labels and its value."""
+
+    path: str
+    label_zh: str
+    label_en: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """What the app draws for a credential (SD-JWT VC type metadata: display and claim labels)."""
+
+    credential: StoredCredential
+    type_zh: str
+    type_en: str
+    issuer_name: Mapping[str, str]
+    fields: tuple[CardField, ...]
+    colours: Mapping[str, str]
+    qr_claims: tuple[str, ...]
+
+
+def _leaves(value: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], Any]]:
+    """Claims to show, depth first: objects are opened, arrays and scalars are values."""
+    if isinstance(value, dict):
+        out = []
+        for key, member in value.items():
+            if key in _REGISTERED:
+                continue
+            out += _leaves(member, path + (key,))
+        return out
+    return [(path, value)]
+
+
+_REGISTERED = frozenset({"iss", "vct", "iat", "nbf", "exp", "cnf", "status", "sub", "_sd", "_sd_alg", "vct#integrity"})
 
 
 def _path_text(path: Sequence[Any]) -> str:
@@ -331,6 +370,26 @@ class WalletFlows:
         redirect = answer.get("redirect_uri") if isinstance(answer, dict) else None
         return redirect if isinstance(redirect, str) else None
 
+    # -- see ---------------------------------------------------------------------------------------------
+
+    def card(self, user: User, *, credential_id: str) -> Card:
+        """The credential as a card: the type's names and colours, each claim with its zh-CN / en label
+        in the type metadata's order, the issuer's names from the trust list, the last known status.
+        Raises ``NotFound``."""
+        stored = self.service.credential(user, credential_id=credential_id)
+        ctype = get_type(stored.vct)
+        claims = _claims_of(stored.credential)
+        fields = []
+        for path, value in _leaves(claims, ()):
+            fields.append(CardField(_path_text(path), ctype.label(path, "zh-CN"), ctype.label(path, "en"), value))
+        try:
+            names = dict(self.network.trust().issuer(stored.issuer).name)
+        except CredentialError:
+            names = {}  # not (or no longer) on the trust list: the card says so by having no name
+        rendering = {d.get("locale"): d.get("rendering", {}).get("simple", {}) for d in ctype.metadata.get("display", ())}
+        return Card(stored, ctype.name_zh, ctype.name_en, names, tuple(fields), rendering.get("zh-CN") or {},
+                    tuple(_path_text(p) for p in ctype.default_qr_claims))
+
     # -- staff authorisations -------------------------------------------------------------------------
 
     def _licence(self, user: User, enterprise_id: str) -> StoredCredential:
@@ -360,9 +419,10 @@ class WalletFlows:
         administrator. Raises ``AdministratorRequired``, ``NotFound``, the PIN codes, ``PeerResponseInvalid``
         (the issuer refused: its error code is in the message), and the receive codes.
         """
-        confirmation = self.service.confirm_pin(user, pin)
+        # Who may do this is checked before the PIN: a caller without the right spends no PIN attempt.
         staff, staff_signer = self.service.staff_key(user, enterprise_id=enterprise_id, member_id=member_id)
         licence = self._licence(user, enterprise_id)
+        confirmation = self.service.confirm_pin(user, pin)
         issuer, presentation = self._licence_presentation(user, licence, confirmation)
         body = {"licence": presentation, "staff": {"name": staff.display_name, "account": staff.phone},
                 "scope": dict(scope), "valid_until": valid_until.isoformat(), "staff_jwk": dict(staff_signer.public_jwk)}
@@ -389,9 +449,9 @@ class WalletFlows:
     def withdraw_authorisation(self, user: User, *, enterprise_id: str, credential_id: str, pin: str) -> StoredCredential:
         """Withdraw a staff authorisation of the enterprise at its issuer (revoked at once); raises like
         :meth:`authorise_staff`."""
-        confirmation = self.service.confirm_pin(user, pin)
         grant = self.service.enterprise_authorisation(user, enterprise_id=enterprise_id, credential_id=credential_id)
         licence = self._licence(user, enterprise_id)
+        confirmation = self.service.confirm_pin(user, pin)
         issuer, presentation = self._licence_presentation(user, licence, confirmation)
         r = self._call("POST", f"{issuer}/authorisations/withdraw", what="authorisation withdrawal",
                        json={"licence": presentation, "authorisation": grant.credential})

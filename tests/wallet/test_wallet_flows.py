@@ -81,8 +81,8 @@ class World:
         self.operator = issuer.create_operator(authority="sh-amr", name="窗口", actor="test").operator
         self.rng = random.Random(7)
 
-    def error(self, r, status: int, code: str) -> None:
-        assert r.status_code == status, (r.status_code, r.text)
+    def error(self, r, status: int, code: str, case: str = "") -> None:
+        assert r.status_code == status, (case, r.status_code, r.text)
         assert r.json()["error"] == code, r.text
 
     def account(self, n: int, name: str) -> dict[str, str]:
@@ -335,3 +335,69 @@ def test_the_wallet_sees_a_revoked_licence_as_invalid(world):
     row = world.issuer.list_credentials(world.operator).items[0]
     world.issuer.change_status(world.operator, credential_id=row.id, action="revoke", reason="deregistered")
     assert world.client.post(f"/wallet/credentials/{licence['id']}/status", headers=headers).json()["status"] == "invalid"
+
+
+def test_the_card_shows_each_claim_with_its_labels_and_the_issuer_from_the_trust_list(world):
+    headers, _, licence = world.licence_holder()
+    r = world.client.get(f"/wallet/credentials/{licence['id']}/card", headers=headers)
+    assert r.status_code == 200, r.text
+    card = r.json()
+    assert card["type_zh"] == "营业执照" and card["issuer_name"]["zh-CN"] == "上海市市场监督管理局"
+    fields = {f["path"]: f for f in card["fields"]}
+    assert fields["uscc"]["label_zh"] == "统一社会信用代码" and fields["uscc"]["label_en"]
+    assert "registration.domicile" in fields and "cnf" not in fields and "iss" not in fields
+    assert card["qr_claims"] == ["uscc", "name", "legal_representative"]
+    assert card["colours"]["background_color"].startswith("#")
+    stranger = world.account(2, "李四")
+    world.error(world.client.get(f"/wallet/credentials/{licence['id']}/card", headers=stranger), 404, "not_found")
+
+
+def _rows(world) -> dict[str, Any]:
+    from wallet import store
+
+    out = {}
+    with store.unit_of_work(world.wallet._sessions, read_only=True) as tx:
+        for table in store.WalletBase.metadata.sorted_tables:
+            if table.name in ("wallet_access_token",):
+                continue
+            out[table.name] = sorted(repr(tuple(r)) for r in tx.execute(table.select()).all())
+    return out
+
+
+def test_every_flow_endpoint_hides_another_enterprise(world):
+    headers, enterprise, licence = world.licence_holder()
+    staff = world.account(2, "李四")
+    member = world.client.post(f"/wallet/enterprises/{enterprise['id']}/members", headers=headers,
+                               json={"phone": "13800000002", "role": "staff"}).json()
+    until = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    grant = world.client.post(f"/wallet/enterprises/{enterprise['id']}/authorisations", headers=headers,
+                              json={"member_id": member["user_id"], "scope": {"all": True}, "valid_until": until,
+                                    "pin": PIN}).json()
+    stranger = world.account(3, "王五")
+    other = world.record()
+    world.client.post("/wallet/enterprises", json={"uscc": other["uscc"], "name": other["name"]}, headers=stranger)
+    offer = world.offer(world.record())
+    calls = {
+        "qr": ("POST", f"/wallet/credentials/{licence['id']}/qr", {"pin": PIN}),
+        "status": ("POST", f"/wallet/credentials/{licence['id']}/status", None),
+        "card": ("GET", f"/wallet/credentials/{licence['id']}/card", None),
+        "staff-grant-card": ("GET", f"/wallet/credentials/{grant['id']}/card", None),
+        "grant": ("POST", f"/wallet/enterprises/{enterprise['id']}/authorisations",
+                  {"member_id": member["user_id"], "scope": {"all": True}, "valid_until": until, "pin": PIN}),
+        "list-grants": ("GET", f"/wallet/enterprises/{enterprise['id']}/authorisations", None),
+        "withdraw": ("POST", f"/wallet/enterprises/{enterprise['id']}/authorisations/{grant['id']}/withdraw", {"pin": PIN}),
+        "receive-into": ("POST", "/wallet/credentials/receive",
+                         {"offer": offer.offer_uri, "tx_code": offer.tx_code, "enterprise_id": enterprise["id"]}),
+    }
+    before = _rows(world)
+    for case, (method, path, body) in calls.items():
+        r = world.client.request(method, path, headers=stranger, json=body)
+        world.error(r, 404, "not_found", case)
+        assert _rows(world) == before, case
+    # The offer the stranger tried to receive into the other enterprise was not spent.
+    assert world.issuer.offer_state(world.operator, offer_id=offer.offer_id).state.value == "offered"
+    # A staff member may see the grant they hold but not withdraw it or list the enterprise's grants.
+    world.error(world.client.get(f"/wallet/enterprises/{enterprise['id']}/authorisations", headers=staff), 403,
+                "administrator_required")
+    world.error(world.client.post(f"/wallet/enterprises/{enterprise['id']}/authorisations/{grant['id']}/withdraw",
+                                  headers=staff, json={"pin": PIN}), 403, "administrator_required")
