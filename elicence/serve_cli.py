@@ -1,4 +1,4 @@
-"""``elicence serve``: run the deployment (the issuer role now) under uvicorn.
+"""``elicence serve``: run the deployment (issuer, wallet, trust list) under uvicorn.
 
 Settings come from the environment (:mod:`elicence.config`); ``--port`` and ``--host`` override
 ``ELICENCE_PORT`` / ``ELICENCE_HOST``. In demo mode an empty deployment is seeded with two
@@ -25,9 +25,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` to the CLI's sub-parsers."""
     serve_cmd = subparsers.add_parser(
         "serve",
-        help="run the issuer service (HTTP, OpenID4VCI) on the configured database",
+        help="run the service (issuer, wallet, trust list) on the configured database",
         description="Run the eLicence service: OpenID4VCI issuer endpoints, status lists and the admin API, "
-        "with /openapi.json and /docs. Database, KEK and public URL come from ELICENCE_* variables "
+        "the wallet API under /wallet, the deployment's trust list under /trust, with /openapi.json and /docs. Database, KEK and public URL come from ELICENCE_* variables "
         "(embedded SQLite in var/ by default). In demo mode an empty deployment gets two authorities and "
         "a demo operator each; their API keys are printed.",
     )
@@ -91,6 +91,9 @@ def _banner(settings: Any, where: dict[str, Any], operators: list[Any]) -> None:
     print(f"listening on http://{settings.host}:{settings.port}  (public URL {settings.public_url})")
     print(f"  OpenAPI document  {where['openapi']}")
     print(f"  API docs          {where['docs']}")
+    print(f"  wallet API        {settings.public_url}/wallet  (register: POST /wallet/accounts)")
+    if settings.trust_key_file is not None:
+        print(f"  trust list        {settings.public_url}/trust/list  (operator key: /trust/operator.jwk)")
     for slug, info in where["authorities"].items():
         print(f"  {slug}: {info['name']['zh-CN']} / {info['name']['en']}")
         print(f"    credential issuer  {info['credential_issuer']}")
