@@ -52,6 +52,8 @@ __all__ = ["Network", "WalletFlows", "ShownCode", "RequestPreview", "Offered", "
 
 #: Largest answer read from an issuer or verifier (request objects, status list tokens, JSON).
 MAX_PEER_BYTES = 1024 * 1024
+#: A card older than this (seconds since its status was last read) checks the status list again.
+STATUS_RECHECK = 300
 BUSINESS_LICENCE_VCT = get_type("business-licence").vct
 _ENTERPRISE_CLAIM = {"business-licence": "uscc", "food-business-permit": "uscc", "staff-authorisation": "enterprise_uscc"}
 _STATUS_NAMES = {status_list.VALID: CredentialStatus.VALID, status_list.INVALID: CredentialStatus.INVALID,
@@ -374,9 +376,16 @@ class WalletFlows:
 
     def card(self, user: User, *, credential_id: str) -> Card:
         """The credential as a card: the type's names and colours, each claim with its zh-CN / en label
-        in the type metadata's order, the issuer's names from the trust list, the last known status.
-        Raises ``NotFound``."""
+        in the type metadata's order, the issuer's names from the trust list, and its status (read from
+        the status list again when the last reading is older than ``STATUS_RECHECK``; when that fails,
+        the last known status and its time). Raises ``NotFound``."""
         stored = self.service.credential(user, credential_id=credential_id)
+        checked = stored.status_checked_at
+        if checked is None or (self._now() - checked.timestamp()) > STATUS_RECHECK:
+            try:
+                stored = self.refresh_status(user, credential_id=credential_id)
+            except (PeerUnreachable, PeerResponseInvalid):
+                pass  # the card shows the last known status and when it was checked
         ctype = get_type(stored.vct)
         claims = _claims_of(stored.credential)
         fields = []

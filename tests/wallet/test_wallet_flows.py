@@ -348,6 +348,7 @@ def test_the_card_shows_each_claim_with_its_labels_and_the_issuer_from_the_trust
     assert "registration.domicile" in fields and "cnf" not in fields and "iss" not in fields
     assert card["qr_claims"] == ["uscc", "name", "legal_representative"]
     assert card["colours"]["background_color"].startswith("#")
+    assert card["credential"]["status"] == "valid"  # never checked before: the card read the status list
     stranger = world.account(2, "李四")
     world.error(world.client.get(f"/wallet/credentials/{licence['id']}/card", headers=stranger), 404, "not_found")
 
