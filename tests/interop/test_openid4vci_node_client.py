@@ -18,17 +18,11 @@ tests with the reason, any other install failure fails them.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import random
-import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -51,67 +45,19 @@ from verifier.sdk import http_fetch
 NODE_DIR = Path(__file__).parent / "openid4vci_node"
 #: The packages client.mjs imports; each must be installed at the version the lock file names.
 LIBRARIES = ("@openid4vc/openid4vci", "@openid4vc/oauth2", "@openid4vc/utils")
-NPM_CI_TIMEOUT = 300
 CLIENT_TIMEOUT = 60
 SLUG = "sh-amr"
 CONFIGURATION = "business-licence"
 VCT = "https://elicence.cn/vct/business-licence"
-#: npm's messages when the registry cannot be reached (DNS, refused, reset, timed out, offline).
-_UNREACHABLE = re.compile(r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
-                          r"network request .* failed|request to .* failed|--offline")
 
 
 # --- the node client: installed once, run per test ------------------------------------------------------
 
 
-def _installed() -> bool:
-    lock = json.loads((NODE_DIR / "package-lock.json").read_text(encoding="utf-8"))["packages"]
-    for name in LIBRARIES:
-        manifest = NODE_DIR / "node_modules" / name / "package.json"
-        if not manifest.is_file():
-            return False
-        if json.loads(manifest.read_text(encoding="utf-8"))["version"] != lock[f"node_modules/{name}"]["version"]:
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    # Two pytest processes (xdist workers, parallel runs) must not run npm ci into one folder at once.
-    tag = hashlib.sha256(str(NODE_DIR.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"elicence-npm-{tag}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
-def node() -> str:
+def node(npm_project) -> str:
     """The node executable, with the client's locked packages installed (``npm ci`` the first time)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed to run the independent OpenID4VCI client "
-                    f"(node: {node or 'not found'}, npm: {npm or 'not found'})")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < 20:
-        pytest.skip(f"the OpenID4VCI client needs node >= 20 (global fetch, ES2022); this is node {version}")
-    with _install_lock():
-        if not _installed():
-            try:
-                done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NODE_DIR,
-                                      capture_output=True, text=True, timeout=NPM_CI_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pytest.skip(f"npm ci did not finish in {NPM_CI_TIMEOUT} s: is the npm registry reachable?")
-            output = done.stdout + done.stderr
-            unreachable = _UNREACHABLE.search(output) if done.returncode != 0 else None
-            if unreachable:
-                line = next(x for x in output.splitlines() if unreachable.group(0) in x).strip()
-                pytest.skip(f"the npm registry is unreachable, cannot install the OpenID4VCI client: {line}")
-            assert done.returncode == 0, f"npm ci failed in {NODE_DIR}:\n{output[-4000:]}"
-            assert _installed(), f"npm ci succeeded but {LIBRARIES} are not at the locked versions"
-    return node
+    return npm_project(NODE_DIR, LIBRARIES, "the independent OpenID4VCI client")
 
 
 @dataclass(frozen=True)

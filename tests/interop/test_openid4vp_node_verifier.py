@@ -36,18 +36,12 @@ names other versions); an unreachable registry skips, any other install failure 
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
-import fcntl
-import hashlib
 import json
 import random
-import re
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,11 +64,7 @@ from schemas.synthetic import generate_business_licence
 NODE_DIR = Path(__file__).parent / "openid4vp_node"
 #: The packages the scripts import; each must be installed at the version the lock file names.
 LIBRARIES = ("@openid4vc/openid4vp", "@openid4vc/oauth2", "@sd-jwt/sd-jwt-vc", "@sd-jwt/crypto-nodejs", "dcql")
-NPM_CI_TIMEOUT = 300
 RUN_TIMEOUT = 60
-#: npm's messages when the registry cannot be reached (DNS, refused, reset, timed out, offline).
-_UNREACHABLE = re.compile(r"ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|"
-                          r"network request .* failed|request to .* failed|--offline")
 
 # The library's wallet side checks exp against the real clock (no `now` option), so the whole module runs on it.
 NOW = int(time.time())
@@ -91,54 +81,10 @@ REQUESTED = (("uscc",), ("name",), ("registration", "domicile"))
 # --- node and the locked packages ------------------------------------------------------------------------
 
 
-def _locked_versions_installed(folder: Path, names: tuple[str, ...]) -> bool:
-    lock = json.loads((folder / "package-lock.json").read_text(encoding="utf-8"))["packages"]
-    for name in names:
-        manifest = folder / "node_modules" / name / "package.json"
-        if not manifest.is_file():
-            return False
-        if json.loads(manifest.read_text(encoding="utf-8"))["version"] != lock[f"node_modules/{name}"]["version"]:
-            return False
-    return True
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    # Two pytest processes (xdist workers, parallel runs) must not run npm ci into one folder at once.
-    tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
-    with open(Path(tempfile.gettempdir()) / f"elicence-npm-{tag}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
-def node() -> str:
+def node(npm_project) -> str:
     """The node executable, with the scripts' locked packages installed (``npm ci`` the first time)."""
-    found, npm = shutil.which("node"), shutil.which("npm")
-    if found is None or npm is None:
-        pytest.skip("node and npm are needed to run the independent OpenID4VP library "
-                    f"(node: {found or 'not found'}, npm: {npm or 'not found'})")
-    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < 20:
-        pytest.skip(f"the OpenID4VP library needs node >= 20 (fetch, WebCrypto); this is node {version}")
-    with _folder_lock(NODE_DIR):
-        if not _locked_versions_installed(NODE_DIR, LIBRARIES):
-            try:
-                done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NODE_DIR,
-                                      capture_output=True, text=True, timeout=NPM_CI_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pytest.skip(f"npm ci did not finish in {NPM_CI_TIMEOUT} s: is the npm registry reachable?")
-            output = done.stdout + done.stderr
-            unreachable = _UNREACHABLE.search(output) if done.returncode != 0 else None
-            if unreachable:
-                line = next(x for x in output.splitlines() if unreachable.group(0) in x).strip()
-                pytest.skip(f"the npm registry is unreachable, cannot install the OpenID4VP library: {line}")
-            assert done.returncode == 0, f"npm ci failed in {NODE_DIR}:\n{output[-4000:]}"
-            assert _locked_versions_installed(NODE_DIR, LIBRARIES), f"npm ci left {LIBRARIES} off the locked versions"
-    return found
+    return npm_project(NODE_DIR, LIBRARIES, "the independent OpenID4VP library")
 
 
 @dataclass(frozen=True)
