@@ -41,7 +41,6 @@ import json
 import random
 import subprocess
 import time
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
