@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.requests import Request  # module level: the route below is resolved from its annotations
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -457,3 +459,66 @@ def test_the_node_wallet_cannot_complete_a_post_flow_with_its_own_wallet_nonce(n
     assert vp.parse_request_uri_post(parse_qsl(fetch["body"], strict_parsing=True))[0] is None
     assert error["step"] == "resolve_request" and error["error"] == "invalid_request"
     assert "wallet_nonce" in error["message"]
+
+
+# --- the wallet service itself, over HTTP --------------------------------------------------------------------
+
+
+def test_the_wallet_service_answers_the_node_verifier_over_http(node: str, pki: Registrar, licence: Licence,
+                                                                sessions) -> None:
+    # The same exchange through the wallet's own endpoints: it fetches the library's request object from
+    # its request_uri, shows who asks, and posts the answer to its response_uri; the library checks it.
+    from fastapi import APIRouter, FastAPI, Response
+    from fastapi.testclient import TestClient
+
+    from keys.keystore import generate_kek
+    from wallet import api as wallet_api
+    from wallet.flows import Network, WalletFlows
+    from wallet.service import WalletPolicy, WalletService
+
+    wallet = WalletService(sessions=sessions, kek=generate_kek(), policy=WalletPolicy(scrypt_n=2**4))
+    user = wallet.register(phone="13800000001", password="correct horse battery", display_name="张三")
+    wallet.set_pin(user, pin="260817")
+    enterprise = wallet.claim_enterprise(user, uscc=licence.claims["uscc"], name=licence.claims["name"])
+    key = wallet.signer_for(user, purpose="key_proof", enterprise_id=enterprise.id)
+    sd = issue_vc(licence.claims, vct=LICENCE.vct, issuer=ISS, signer=licence.issuer,
+                  disclosable=LICENCE.disclosable_paths(licence.claims), holder_jwk=key.public_jwk, status=None,
+                  iat=NOW - DAY, exp=NOW + 365 * DAY)
+    wallet.store_credential(user, credential=sd, vct=LICENCE.vct, issuer=ISS, configuration_id="business-licence",
+                            holder_kid=key.kid, enterprise_id=enterprise.id, expires_at=NOW + 365 * DAY)
+    created = node_request(node, pki)
+    posted: dict[str, str] = {}
+    app = FastAPI()
+    verifier_site = APIRouter()
+
+    @verifier_site.get("/openid4vp/request/tx-1")
+    def request_object() -> Response:
+        return Response(created["request_object"], media_type="application/oauth-authz-req+jwt")
+
+    @verifier_site.post("/openid4vp/response/tx-1")
+    async def response(request: Request) -> dict[str, str]:
+        posted.update(parse_qsl((await request.body()).decode()))
+        return {}
+
+    def no_trust_list() -> Any:
+        raise AssertionError("answering a request needs no issuer trust list")
+
+    app.include_router(verifier_site)
+    flows = WalletFlows(wallet, Network(http=lambda: TestClient(app), trust=no_trust_list,
+                                        verifier_roots=lambda: [pki.root]))
+    wallet_api.install(app, wallet, flows)
+    with TestClient(app) as client:
+        token = client.post("/wallet/sessions", json={"phone": "13800000001", "password": "correct horse battery"})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        preview = client.post("/wallet/requests/inspect", headers=headers,
+                              json={"request": created["authorization_request"]})
+        assert preview.status_code == 200, preview.text
+        p = preview.json()
+        assert p["verifier_name"] == "浦东新区市场监管局" and p["satisfiable"]
+        r = client.post("/wallet/requests/respond", headers=headers, json={
+            "request_object": p["request_object"], "client_id": p["client_id"], "consent": True, "pin": "260817"})
+        assert r.status_code == 200 and r.json()["outcome"] == "sent", r.text
+    result = node_verify(node, created, posted, licence).result()
+    [shown] = result["presentations"]["licence"]
+    assert shown["kb"]["aud"] == CLIENT_ID and shown["kb"]["nonce"] == created["request_payload"]["nonce"]
+    assert shown["claims"]["registration"] == {"domicile": licence.claims["registration"]["domicile"]}
