@@ -56,6 +56,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 ROLE_SCHEMAS: tuple[tuple[str, str, str, str], ...] = (
     ("issuer", "issuer.store", "IssuerBase", "migrations/versions"),
     ("wallet", "wallet.store", "WalletBase", "migrations/versions"),
+    ("verifier", "verifier.store", "VerifierBase", "migrations/versions"),
 )
 
 _MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
