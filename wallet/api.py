@@ -525,13 +525,14 @@ class ShowIn(BaseModel):
     pin: Pin
     claims: list[Annotated[str, Field(max_length=128)]] | None = Field(
         default=None, max_length=32, description="claim paths to disclose (dotted); default: the type's QR view")
+    svg: bool = Field(default=False, description="also answer the code as SVG")
 
 
 class ShownOut(BaseModel):
     credential_id: str
     text: str = Field(description="the EL1: payload the QR code holds")
     png: str = Field(description="the QR code as PNG, base64")
-    svg: str
+    svg: str | None = Field(description="the QR code as SVG, when asked for")
     disclosed: list[str]
     expires_at: datetime
     usage_id: str
@@ -540,7 +541,7 @@ class ShownOut(BaseModel):
 @flows_router.post("/credentials/{credential_id}/qr", response_model=ShownOut)
 def show_qr(credential_id: CredentialId, body: ShowIn, caller: Caller, flows: Flows) -> dict[str, Any]:
     """A new QR code of the credential (亮码): a fresh key-bound presentation, after the wallet PIN."""
-    shown = flows.show_qr(caller.user, credential_id=credential_id, pin=body.pin, claims=body.claims)
+    shown = flows.show_qr(caller.user, credential_id=credential_id, pin=body.pin, claims=body.claims, svg=body.svg)
     return {"credential_id": shown.credential_id, "text": shown.text, "png": base64.b64encode(shown.png).decode(),
             "svg": shown.svg, "disclosed": list(shown.disclosed), "expires_at": shown.expires_at,
             "usage_id": shown.usage_id}

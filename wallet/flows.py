@@ -77,7 +77,7 @@ class ShownCode:
     credential_id: str
     text: str = field(repr=False)
     png: bytes = field(repr=False)
-    svg: str = field(repr=False)
+    svg: str | None = field(repr=False)
     disclosed: tuple[str, ...]
     expires_at: datetime
     usage_id: str
@@ -242,9 +242,10 @@ class WalletFlows:
         enterprise = credential.enterprise_id if credential.user_id is None else None
         return self.service.signer_for(user, purpose="presentation", enterprise_id=enterprise, confirmation=confirmation)
 
-    def show_qr(self, user: User, *, credential_id: str, pin: str, claims: Sequence[str] | None = None
-                ) -> ShownCode:
-        """A new QR code of the credential (the type's default claims unless ``claims``), after the PIN.
+    def show_qr(self, user: User, *, credential_id: str, pin: str, claims: Sequence[str] | None = None,
+                svg: bool = False) -> ShownCode:
+        """A new QR code of the credential (the type's default claims unless ``claims``), after the PIN;
+        as text and PNG, and as SVG too when ``svg``.
 
         Raises ``NotFound``, the PIN codes, ``AuthorisationRequired`` (staff without 授权), ``InvalidValue``
         (a claim the credential does not have).
@@ -263,7 +264,7 @@ class WalletFlows:
         disclosed = tuple(_path_text(p) for p in chosen)
         record = self.service.record_use(user, channel=Channel.QR, outcome=Outcome.SHOWN, credential_ids=[stored.id],
                                          enterprise_id=stored.enterprise_id, disclosed=disclosed)
-        return ShownCode(stored.id, text, qr.render_png(text), qr.render_svg(text), disclosed,
+        return ShownCode(stored.id, text, qr.render_png(text), qr.render_svg(text) if svg else None, disclosed,
                          datetime.fromtimestamp(now + qr.OFFLINE_FRESHNESS, timezone.utc), record.id)
 
     # -- presentation requests (OpenID4VP) ---------------------------------------------------------------

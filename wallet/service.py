@@ -20,7 +20,13 @@ the PIN) for 15 minutes. An unknown phone number costs the same scrypt work as a
 timing does not tell which numbers have accounts.
 
 PIN. A 6-digit wallet PIN, set once and changed with the old one, confirms every presentation and
-every authorisation: :meth:`WalletService.confirm_pin` answers a :class:`PinConfirmation`, which
+every authorisation. It is stored as ``hmac-sha256$<salt>$<mac>`` under a key derived from the KEK,
+not with scrypt: a PIN has only 10^6 values, so any hash of it, however slow, falls to an offline
+search once the database leaks (scrypt at 100 ms: about a day on one core), while a key that is never in
+the database leaves the stored values useless without it; online guessing is what the lockout bounds.
+That is how payment PINs are kept (keyed PIN verification values), and it costs microseconds, not the
+100 ms of scrypt on every QR code shown. Older ``scrypt$`` PIN hashes still verify and are replaced at
+the next confirmation. :meth:`WalletService.confirm_pin` answers a :class:`PinConfirmation`, which
 :meth:`WalletService.signer_for` demands for a presentation. A confirmation carries a MAC under a
 per-process key, so code cannot make one without the PIN; it is good for a short while only.
 
@@ -114,6 +120,8 @@ __all__ = [
     "verify_secret",
     "secret_needs_rehash",
     "credential_hash",
+    "hash_pin",
+    "verify_pin",
     "STAFF_AUTHORISATION_VCT",
 ]
 
@@ -285,6 +293,29 @@ def secret_needs_rehash(stored: str, policy: WalletPolicy) -> bool:
     return (params["n"], params["r"], params["p"]) != (policy.scrypt_n, policy.scrypt_r, policy.scrypt_p)
 
 
+_PIN_SCHEME = "hmac-sha256"
+
+
+def hash_pin(pin: str, *, salt: bytes, key: bytes) -> str:
+    """``hmac-sha256$<salt>$<mac>``: HMAC-SHA256 under ``key`` of the salt and the PIN."""
+    mac = hmac.new(key, salt + pin.encode("ascii"), hashlib.sha256).digest()
+    return f"{_PIN_SCHEME}${b64u_encode(salt)}${b64u_encode(mac)}"
+
+
+def verify_pin(pin: str, stored: str, *, key: bytes) -> bool:
+    """Whether ``pin`` matches ``stored`` (keyed, or an older scrypt hash), compared in constant time."""
+    if stored.startswith("scrypt$"):
+        return verify_secret(pin, stored)
+    try:
+        scheme, salt, mac = stored.split("$")
+        if scheme != _PIN_SCHEME:
+            raise ValueError(scheme)
+        salt_bytes = b64u_decode(salt)
+    except ValueError as exc:
+        raise InvalidValue("the stored PIN is not a PIN value of this wallet") from exc
+    return hmac.compare_digest(hash_pin(pin, salt=salt_bytes, key=key), stored)
+
+
 def credential_hash(text: str) -> str:
     """SHA-256 (hex) of a credential's issuer-signed JWT, the part before the first ``~``: the same for
     the credential and for any presentation of it."""
@@ -357,6 +388,8 @@ class WalletService:
         self._random = random_bytes
         # Signs PIN confirmations; per process, since a confirmation lives within one request.
         self._confirmation_key = secrets.token_bytes(32)
+        # Keys the stored PIN values (see the module docstring); derived from the KEK, never stored.
+        self._pin_key = hmac.new(kek, b"elicence wallet PIN v1", hashlib.sha256).digest()
         self._dummy_hash: str | None = None
 
     def now(self) -> datetime:
@@ -529,7 +562,7 @@ class WalletService:
         """Set the wallet PIN (first time) or change it (``old_pin`` confirms). Raises ``PinFormatInvalid``,
         ``PinTooSimple``, ``PinAlreadySet`` (set, no ``old_pin``), and what :meth:`confirm_pin` raises."""
         pin = _check_new_pin(pin)
-        pin_hash = self._secret(pin)
+        pin_hash = hash_pin(pin, salt=self._random(16), key=self._pin_key)
         if old_pin is not None:
             self.confirm_pin(user, old_pin)
             with unit_of_work(self._sessions) as tx:
@@ -551,11 +584,14 @@ class WalletService:
         if current.pin_hash is None:
             raise PinNotSet()
         attempt = self._claim(user.id, AttemptKind.PIN, PinLocked)
-        if not verify_secret(pin, current.pin_hash):
+        if not verify_pin(pin, current.pin_hash, key=self._pin_key):
             raise self._failed(attempt, self.policy.max_pin_failures, PinLocked, PinInvalid)
         now = self.now()
         with unit_of_work(self._sessions) as tx:
             store.reset_attempts(tx, user_id=user.id, kind=AttemptKind.PIN, now=now)
+            if not current.pin_hash.startswith(_PIN_SCHEME):
+                store.set_pin_hash(tx, user_id=user.id, pin_hash=hash_pin(pin, salt=self._random(16), key=self._pin_key),
+                                   now=now)
         return PinConfirmation(user.id, now, self._confirmation_mac(user.id, now))
 
     def _confirmation_mac(self, user_id: str, at: datetime) -> bytes:

@@ -358,3 +358,35 @@ def test_a_revoked_holder_key_is_replaced_not_used(wallet, wkit, sessions):
     signer = wallet.signer_for(user, purpose="key_proof")
     assert signer.kid != old
     assert [k.kid for k in wallet.holder_keys(user)] == [signer.kid]  # a revoked key is not listed
+
+
+def test_the_pin_is_kept_as_a_keyed_value_that_the_database_alone_cannot_test(wallet, wkit, sessions):
+    from wallet import store as wstore
+    from wallet.service import WalletService, hash_pin, verify_pin
+
+    user = wkit.user(wallet, 41, pin=True)
+    with wstore.unit_of_work(sessions, read_only=True) as tx:
+        stored = wstore.get_user(tx, user_id=user.id).pin_hash
+    assert stored.startswith("hmac-sha256$") and wkit.PIN not in stored
+    assert verify_pin(wkit.PIN, stored, key=wallet._pin_key) and not verify_pin("135790", stored, key=wallet._pin_key)
+    # Without the KEK-derived key no guess can be tested against the stored value.
+    assert not verify_pin(wkit.PIN, stored, key=b"\0" * 32)
+    other = WalletService(sessions=sessions, kek=b"\1" * 32, policy=wkit.FAST, clock=wallet._clock)
+    with pytest.raises(Exception) as err:
+        other.confirm_pin(user, wkit.PIN)
+    assert err.value.code == "pin_invalid"
+    assert hash_pin(wkit.PIN, salt=b"s" * 16, key=b"k" * 32) != hash_pin(wkit.PIN, salt=b"t" * 16, key=b"k" * 32)
+
+
+def test_an_older_scrypt_pin_still_confirms_and_is_replaced_by_a_keyed_value(wallet, wkit, sessions):
+    from wallet import store as wstore
+    from wallet.service import hash_secret
+
+    user = wkit.user(wallet, 42)
+    with wstore.unit_of_work(sessions) as tx:
+        wstore.set_pin_hash(tx, user_id=user.id, pin_hash=hash_secret(wkit.PIN, salt=b"s" * 16, policy=wkit.FAST),
+                            now=wkit.NOW)
+    wallet.confirm_pin(user, wkit.PIN)
+    with wstore.unit_of_work(sessions, read_only=True) as tx:
+        assert wstore.get_user(tx, user_id=user.id).pin_hash.startswith("hmac-sha256$")
+    wallet.confirm_pin(user, wkit.PIN)
