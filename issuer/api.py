@@ -47,7 +47,7 @@ from issuer import store
 from issuer.service import IssuerService
 from schemas.errors import CredentialTypeError
 
-__all__ = ["STATUS_BY_CODE", "MAX_BODY_BYTES", "BodyLimit", "install", "public_router", "admin_router"]
+__all__ = ["STATUS_BY_CODE", "MAX_BODY_BYTES", "ISSUER_PATHS", "BodyLimit", "install", "public_router", "admin_router"]
 
 #: Largest request body accepted (a credential request with its proof, or a record, is a few KiB).
 MAX_BODY_BYTES = 256 * 1024
@@ -79,6 +79,11 @@ def _error(status: int, code: str, description: str, headers: dict[str, str] | N
     return JSONResponse({"error": code, "error_description": description}, status_code=status, headers=headers)
 
 
+#: Where the issuer's routes are (what :class:`BodyLimit` guards).
+ISSUER_PATHS = ("/issuers/", "/.well-known/openid-credential-issuer/", "/.well-known/oauth-authorization-server/",
+                "/.well-known/jwt-vc-issuer/", "/vct/")
+
+
 class BodyLimit:
     """ASGI middleware: a request whose body exceeds ``limit`` bytes gets 413 ``request_too_large``
     before any handler sees it, whether its ``Content-Length`` declares it or it arrives streamed
@@ -89,7 +94,8 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        # Only the issuer's own paths: roles mounted beside it (a verifier taking photos) set their own.
+        if scope["type"] != "http" or not scope.get("path", "").startswith(ISSUER_PATHS):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):

@@ -13,6 +13,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from starlette.requests import Request
 from fastapi.testclient import TestClient
 
 from credentials import openid4vci as o4
@@ -188,3 +189,15 @@ def test_a_body_at_the_limit_is_read(api):
     api.error(r, 400, "invalid_request")  # the extra member, not the size
     r = api.client.post(api.path("admin/records"), content=body + b" ", headers=api.admin(**{"Content-Type": "application/json"}))
     api.error(r, 413, "request_too_large")
+
+
+def test_the_body_limit_guards_the_issuer_paths_only(api):
+    # Another role mounted on the same app (a verifier taking photos of QR codes) sets its own limit.
+    @api.app.post("/elsewhere")
+    async def elsewhere(request: Request) -> dict:
+        return {"read": len(await request.body())}
+
+    body = _oversize()
+    r = api.client.post("/elsewhere", content=body)
+    assert r.status_code == 200 and r.json() == {"read": len(body)}
+    api.error(api.client.post(api.path("admin/records"), content=body, headers=api.admin()), 413, "request_too_large")
