@@ -240,10 +240,11 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _pin_hash(salt: bytes, pin: str) -> bytes:
-    # A 6-digit PIN has 10^6 values: no hash makes it strong offline. What protects it is the attempt
-    # limit at the token endpoint and the offer's short lifetime; the salt only keeps equal PINs apart.
-    return hashlib.sha256(salt + pin.encode("utf-8")).digest()
+def _pin_hash(key: bytes, salt: bytes, pin: str) -> bytes:
+    # A 6-digit PIN has 10^6 values: no unkeyed hash, however slow, keeps it from an offline search of a
+    # leaked database. Keyed with a KEK-derived key (never stored), the stored value tests nothing without
+    # the KEK; online, the attempt limit at the token endpoint and the offer's lifetime protect it.
+    return hmac.new(key, salt + pin.encode("utf-8"), hashlib.sha256).digest()
 
 
 def credential_hash(text: str) -> str:
@@ -288,6 +289,8 @@ class IssuerService:
         self._random = random_bytes
         # The offer key: HKDF-like derivation from the KEK, so the database alone cannot rebuild codes.
         self._offer_key = hmac.new(kek, b"elicence offer codes v1", hashlib.sha256).digest()
+        # The offer PINs' key (see _pin_hash), derived the same way.
+        self._pin_key = hmac.new(kek, b"elicence offer PINs v1", hashlib.sha256).digest()
         # Decrypted signers by kid: the key's state is read from the database on every use, so a key
         # retired or revoked by another worker stops signing here at once.
         self._signers: dict[str, Signer] = {}
@@ -660,7 +663,7 @@ class IssuerService:
             now=now,
             record_id=record_id,
             pin_salt=salt,
-            pin_hash=_pin_hash(salt, pin),
+            pin_hash=_pin_hash(self._pin_key, salt, pin),
             claims=claims,
             granted_under=granted_under,
         )
@@ -736,7 +739,7 @@ class IssuerService:
                 pin = "".join(str(b % 10) for b in self._pin_bytes(self.policy.pin_length))
                 salt = self._random(16)
                 rows.append(store.NewOffer(offer_id, auth.slug, ctype.slug, _sha256(code), now + timedelta(seconds=ttl),
-                                           records[uscc].id, salt, _pin_hash(salt, pin)))
+                                           records[uscc].id, salt, _pin_hash(self._pin_key, salt, pin)))
                 reference = self.endpoint(auth.slug, f"offers/{offer_id}")
                 out.append(OfferCreated(offer_id, auth.slug, ctype.slug, uscc,
                                         o4.offer_uri(self._offer_value(auth, ctype.slug, code)),
@@ -796,7 +799,7 @@ class IssuerService:
             except store.Spent as exc:
                 raise o4.InvalidGrant(_spent_text(exc)) from exc
             assert offer.pin_salt is not None and request.tx_code is not None
-            if not hmac.compare_digest(_pin_hash(offer.pin_salt, request.tx_code), offer.pin_hash):
+            if not hmac.compare_digest(_pin_hash(self._pin_key, offer.pin_salt, request.tx_code), offer.pin_hash):
                 left = self.policy.max_pin_attempts - counted.pin_attempts
                 raise o4.InvalidGrant(f"the transaction code is wrong; {left} attempts left")
         access_token = self._token()

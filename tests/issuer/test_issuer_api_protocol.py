@@ -729,3 +729,24 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(api):
     api.error(r, 405, "method_not_allowed")
     assert r.headers["allow"] == "POST"
     api.error(api.client.delete(api.path("token")), 405, "method_not_allowed")
+
+
+def test_the_offer_pin_is_kept_as_a_value_keyed_outside_the_database(api):
+    import hashlib
+
+    from issuer import store as istore
+    from issuer.service import IssuerService
+
+    offer = api.offer(1)
+    with istore.unit_of_work(api.sessions, read_only=True) as tx:
+        row = istore.get_offer(tx, offer_id=offer["offer_id"])
+    # Not an unkeyed hash a leaked database could be searched against (10^6 PINs) ...
+    assert row.pin_hash != hashlib.sha256(row.pin_salt + offer["tx_code"].encode()).digest()
+    # ... and a deployment with another KEK cannot redeem the offer even with the right PIN.
+    other = IssuerService(sessions=api.sessions, kek=b"\1" * 32, public_url=api.service.public_url, clock=api.clock)
+    code = o4.parse_offer_uri(offer["offer_uri"]).pre_authorized_code
+    with pytest.raises(o4.OpenId4VciError) as err:
+        other.token("sh-amr", {"grant_type": o4.PRE_AUTHORIZED_GRANT, "pre-authorized_code": code,
+                               "tx_code": offer["tx_code"]})
+    assert err.value.code == "invalid_grant"
+    assert api.token(offer)  # with its own KEK the same PIN works
