@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.orm import Session, sessionmaker
 
 from credentials import openid4vci as o4
@@ -70,7 +71,7 @@ from issuer.store import (
     unit_of_work,
 )
 from keys.errors import KeyMaterialError, KeyNotFound
-from keys.jwk import b64u_encode, thumbprint
+from keys.jwk import b64u_decode, b64u_encode, thumbprint
 from keys.keystore import Keystore, KeyState
 from keys.signer import Signer
 from schemas.errors import SchemaError, UnknownCredentialType
@@ -291,6 +292,7 @@ class IssuerService:
         self._offer_key = hmac.new(kek, b"elicence offer codes v1", hashlib.sha256).digest()
         # The offer PINs' key (see _pin_hash), derived the same way.
         self._pin_key = hmac.new(kek, b"elicence offer PINs v1", hashlib.sha256).digest()
+        self._idempotency_key = hmac.new(kek, b"elicence idempotency outcomes v1", hashlib.sha256).digest()
         # Decrypted signers by kid: the key's state is read from the database on every use, so a key
         # retired or revoked by another worker stops signing here at once.
         self._signers: dict[str, Signer] = {}
@@ -1304,14 +1306,32 @@ class IssuerService:
         if stored is not None:
             if stored.request_hash != request_hash:
                 raise IdempotencyConflict()
-            return stored.status_code, store._plain_json(stored.response), True
+            return stored.status_code, self._unseal(stored.response, operator.id, key, request_hash), True
         status, body = run()
         with unit_of_work(self._sessions) as tx:
             record, mine = store.put_idempotency(tx, operator_id=operator.id, key=key, request_hash=request_hash,
-                                                 status_code=status, response=body, now=self.now())
+                                                 status_code=status, response=self._seal(body, operator.id, key,
+                                                                                          request_hash), now=self.now())
         if not mine and record.request_hash != request_hash:
             raise IdempotencyConflict()
-        return record.status_code, store._plain_json(record.response), not mine
+        return record.status_code, self._unseal(record.response, operator.id, key, request_hash), not mine
+
+    # A stored outcome can hold an offer's PIN: it is kept sealed (AES-256-GCM under a KEK-derived key,
+    # bound to its operator, key and request), so the database alone does not reveal it.
+
+    def _seal(self, body: dict[str, Any], operator_id: str, key: str, request_hash: str) -> dict[str, Any]:
+        nonce = self._random(12)
+        sealed = AESGCM(self._idempotency_key).encrypt(nonce, json.dumps(body).encode(),
+                                                       f"{operator_id}|{key}|{request_hash}".encode())
+        return {"sealed": b64u_encode(nonce + sealed)}
+
+    def _unseal(self, stored: Any, operator_id: str, key: str, request_hash: str) -> dict[str, Any]:
+        plain = store._plain_json(stored)
+        if set(plain) != {"sealed"}:
+            return plain  # stored before outcomes were sealed
+        raw = b64u_decode(plain["sealed"])
+        opened = AESGCM(self._idempotency_key).decrypt(raw[:12], raw[12:], f"{operator_id}|{key}|{request_hash}".encode())
+        return json.loads(opened)
 
 
 # --- helpers --------------------------------------------------------------------------------------------

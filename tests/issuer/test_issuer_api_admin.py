@@ -254,6 +254,12 @@ def test_offer_retried_with_the_same_idempotency_key_is_created_once(api):
     assert len(before["offers"]) == 1
     # The replayed answer is a working offer: its PIN redeems it.
     assert api.token_response(again.json()).status_code == 200
+    # The stored outcome keeps that PIN sealed: the database alone does not show it.
+    from sqlalchemy import text
+
+    with api.sessions() as session:
+        stored = session.execute(text("SELECT response FROM issuer_idempotency")).scalar_one()
+    assert first.json()["tx_code"] not in str(stored) and first.json()["offer_id"] not in str(stored)
 
 
 def test_idempotency_key_reused_for_another_request_is_409(api):
