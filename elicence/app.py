@@ -20,6 +20,7 @@ import httpx
 from fastapi import FastAPI, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from elicence import pages
 from elicence.config import Settings
 from elicence.db import make_engine, migrate, session_factory
 from issuer import api as issuer_api
@@ -205,6 +206,7 @@ def create_app(
         "/trust): the signed list of this deployment's issuers.",
     )
     issuer_api.install(app, issuer)
+    pages.install(app)  # the wallet demo page at /wallet/demo
     if wallet is not None:
         wallet_api.install(app, wallet, flows)
     if trust is not None:
