@@ -32,10 +32,13 @@ from credentials.trust import TrustList, TrustListCache
 from wallet import api as wallet_api
 from wallet.flows import Network, WalletFlows
 from wallet.oid4vci_client import http_client
+from verifier import api as verifier_api
+from verifier.sdk import StatusSource, TrustListSource
+from verifier.service import RegistrarMissing, VerifierService
 from wallet.service import WalletService
 
-__all__ = ["DEMO_AUTHORITIES", "DemoOperator", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
-           "open_deployment", "wallet_network", "create_app", "seed_demo", "endpoints"]
+__all__ = ["DEMO_AUTHORITIES", "DEMO_DEPARTMENT", "DemoOperator", "DemoStaff", "seed_demo_verifier", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
+           "open_deployment", "open_verifier", "wallet_network", "create_app", "seed_demo", "endpoints"]
 
 VERSION = "0.1.0"
 
@@ -89,9 +92,22 @@ def open_trust_operator(settings: Settings, issuer: IssuerService) -> TrustOpera
     return TrustOperator(issuer=issuer, signer=signer, operator_id=f"{settings.public_url}/trust")
 
 
+def _trust_fetch(settings: Settings, http: Callable[[], httpx.Client]) -> Callable[[], str]:
+    """GET this deployment's trust list over HTTP, as any relying party would."""
+    url = f"{settings.public_url}/trust/list"
+
+    def fetch() -> str:
+        with http() as client:
+            r = client.get(url, headers={"Accept": TRUST_LIST_MEDIA_TYPE})
+            r.raise_for_status()
+            return r.text
+
+    return fetch
+
+
 def wallet_network(settings: Settings, trust: TrustOperator | None, *,
                    http: Callable[[], httpx.Client] = http_client,
-                   verifier_roots: Sequence[Any] = ()) -> Network:
+                   verifier_roots: Callable[[], Sequence[Any]] | Sequence[Any] = ()) -> Network:
     """The wallet's outside world: this deployment's trust list, fetched over HTTP like any relying
     party's and checked with the operator key pinned here; the verifiers' registrar roots."""
     if trust is None:
@@ -99,18 +115,28 @@ def wallet_network(settings: Settings, trust: TrustOperator | None, *,
             raise CannotVerify("this deployment publishes no trust list (ELICENCE_TRUST_OPERATOR_KEY_FILE)")
         current: Callable[[], TrustList] = no_trust_list
     else:
-        url = f"{settings.public_url}/trust/list"
-
-        def fetch() -> str:
-            with http() as client:
-                r = client.get(url, headers={"Accept": TRUST_LIST_MEDIA_TYPE})
-                r.raise_for_status()
-                return r.text
-
-        cache = TrustListCache(fetch, trust.public_jwk, clock=time.time, refresh_interval=trust.refresh)
+        cache = TrustListCache(_trust_fetch(settings, http), trust.public_jwk, clock=time.time,
+                               refresh_interval=trust.refresh)
         current = lambda: cache.get().trust_list  # noqa: E731
-    roots = tuple(verifier_roots)
-    return Network(http=http, trust=current, verifier_roots=lambda: roots, allow_http=not settings.production)
+    if callable(verifier_roots):
+        roots: Callable[[], Sequence[Any]] = verifier_roots
+    else:
+        fixed = tuple(verifier_roots)
+        roots = lambda: fixed  # noqa: E731
+    return Network(http=http, trust=current, verifier_roots=roots, allow_http=not settings.production)
+
+
+def open_verifier(settings: Settings, trust: TrustOperator | None, *,
+                  sessions: sessionmaker[Session] | None = None) -> VerifierService | None:
+    """The verifier service, checking credentials against this deployment's trust list (fetched over HTTP
+    with the operator key pinned) and status lists; ``None`` without a trust list to check against."""
+    if trust is None:
+        return None
+    source = TrustListSource.from_fetch(_trust_fetch(settings, http_client), anchor=trust.public_jwk,
+                                        refresh_interval=trust.refresh)
+    return VerifierService(sessions=sessions or _sessions(settings), kek=settings.kek(),
+                           public_url=settings.public_url, trust=source, status=StatusSource.http(),
+                           demo=not settings.production)
 
 
 @dataclass(frozen=True)
@@ -121,6 +147,7 @@ class Deployment:
     wallet: WalletService
     trust: TrustOperator | None
     flows: WalletFlows | None = None
+    verifier: VerifierService | None = None
 
 
 def open_deployment(settings: Settings) -> Deployment:
@@ -129,8 +156,19 @@ def open_deployment(settings: Settings) -> Deployment:
     issuer = open_issuer(settings, sessions=sessions)
     wallet = open_wallet(settings, sessions=sessions)
     trust = open_trust_operator(settings, issuer)
-    return Deployment(issuer=issuer, wallet=wallet, trust=trust,
-                      flows=WalletFlows(wallet, wallet_network(settings, trust)))
+    verifier = open_verifier(settings, trust, sessions=sessions)
+
+    def verifier_roots() -> Sequence[Any]:
+        # The wallet trusts request objects of verifiers certified by this deployment's registrar.
+        if verifier is None:
+            return ()
+        try:
+            return verifier.registrar_certificates()
+        except RegistrarMissing:
+            return ()
+
+    return Deployment(issuer=issuer, wallet=wallet, trust=trust, verifier=verifier,
+                      flows=WalletFlows(wallet, wallet_network(settings, trust, verifier_roots=verifier_roots)))
 
 
 def seed_demo(issuer: IssuerService, var_dir: Path) -> list[DemoOperator]:
@@ -156,6 +194,39 @@ def seed_demo(issuer: IssuerService, var_dir: Path) -> list[DemoOperator]:
     write_secret_file(path, json.dumps([_as_dict(o) for o in operators],
                                        ensure_ascii=False, indent=2), what="demo operator keys file")
     return operators
+
+
+#: The demo deployment's department: a counter of a district's enterprise service centre. Its DNS name
+#: is loopback, which is what an ``x509_san_dns`` client identifier can name on one machine.
+DEMO_DEPARTMENT = {"slug": "pudong-window", "name_zh": "浦东新区企业服务中心", "name_en": "Pudong Enterprise Service Centre",
+                   "dns_name": "localhost", "types": ("business-licence", "food-business-permit", "staff-authorisation")}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStaff:
+    department: str
+    staff_id: str
+    api_key: str
+
+
+def seed_demo_verifier(verifier: VerifierService, var_dir: Path) -> list[DemoStaff]:
+    """The registrar CA, the demo department and one member of its staff, on a deployment without
+    departments; the staff API key is kept in ``<var>/demo-staff.json`` (mode 0600)."""
+    path = var_dir / "demo-staff.json"
+    if verifier.departments():
+        if path.is_file():
+            return [DemoStaff(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
+        return []
+    verifier.ensure_registrar(actor="demo")
+    verifier.create_department(**DEMO_DEPARTMENT, actor="demo")
+    created = verifier.create_staff(department=DEMO_DEPARTMENT["slug"], name="窗口工作人员", actor="demo")
+    staff = [DemoStaff(DEMO_DEPARTMENT["slug"], created.staff.id, created.api_key)]
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    write_secret_file(path, json.dumps([{"department": s.department, "staff_id": s.staff_id, "api_key": s.api_key}
+                                        for s in staff], ensure_ascii=False, indent=2), what="demo staff keys file")
+    return staff
 
 
 def _as_dict(operator: DemoOperator) -> dict[str, str]:
@@ -187,6 +258,7 @@ def create_app(
     wallet: WalletService | None = None,
     trust: TrustOperator | None = None,
     flows: WalletFlows | None = None,
+    verifier: VerifierService | None = None,
 ) -> FastAPI:
     """The eLicence web application: the issuer's public and admin endpoints, the wallet API under
     ``/wallet``, the deployment's trust list under ``/trust``, ``/openapi.json``, ``/docs``.
@@ -197,6 +269,7 @@ def create_app(
     if issuer is None:
         deployment = open_deployment(settings if settings is not None else Settings.from_env())
         issuer, wallet, trust, flows = deployment.issuer, deployment.wallet, deployment.trust, deployment.flows
+        verifier = deployment.verifier
     app = FastAPI(
         title="eLicence",
         version=VERSION,
@@ -211,6 +284,8 @@ def create_app(
         wallet_api.install(app, wallet, flows)
     if trust is not None:
         _install_trust(app, trust)
+    if verifier is not None:
+        verifier_api.install(app, verifier)
 
     @app.get("/", tags=["deployment"])
     def index() -> Mapping[str, Any]:

@@ -71,11 +71,13 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     import uvicorn
 
-    from elicence.app import endpoints, open_issuer, seed_demo
+    from elicence.app import endpoints, open_deployment, seed_demo, seed_demo_verifier
 
-    issuer = open_issuer(settings)
-    operators = [] if args.no_seed or settings.production else seed_demo(issuer, settings.var_dir)
-    _banner(settings, endpoints(issuer), operators)
+    deployment = open_deployment(settings)
+    seeding = not (args.no_seed or settings.production)
+    operators = seed_demo(deployment.issuer, settings.var_dir) if seeding else []
+    staff = seed_demo_verifier(deployment.verifier, settings.var_dir) if seeding and deployment.verifier else []
+    _banner(settings, endpoints(deployment.issuer), operators, staff, verifier=deployment.verifier is not None)
     if args.port is not None:
         os.environ["ELICENCE_PORT"] = str(args.port)
     if args.host is not None:
@@ -85,13 +87,17 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(settings: Any, where: dict[str, Any], operators: list[Any]) -> None:
+def _banner(settings: Any, where: dict[str, Any], operators: list[Any], staff: list[Any] = (), *,
+            verifier: bool = False) -> None:
     described = settings.describe()
     print(f"eLicence {described['mode']} deployment: database {described['database']}, KEK {described['kek']}")
     print(f"listening on http://{settings.host}:{settings.port}  (public URL {settings.public_url})")
     print(f"  OpenAPI document  {where['openapi']}")
     print(f"  API docs          {where['docs']}")
     print(f"  wallet API        {settings.public_url}/wallet  (register: POST /wallet/accounts)")
+    print(f"  wallet demo page  {settings.public_url}/wallet/demo")
+    if verifier:
+        print(f"  verifier API      {settings.public_url}/verifier  (service items: GET /verifier/items)")
     if settings.trust_key_file is not None:
         print(f"  trust list        {settings.public_url}/trust/list  (operator key: /trust/operator.jwk)")
     for slug, info in where["authorities"].items():
@@ -101,4 +107,6 @@ def _banner(settings: Any, where: dict[str, Any], operators: list[Any]) -> None:
         print(f"    admin API          {info['admin']}")
     for op in operators:
         print(f"  demo operator of {op.authority}: Authorization: Bearer {op.api_key}")
+    for member in staff:
+        print(f"  demo staff of department {member.department}: Authorization: Bearer {member.api_key}")
     sys.stdout.flush()

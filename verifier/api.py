@@ -36,6 +36,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, R
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credentials import openid4vp as vp
@@ -222,7 +223,8 @@ async def direct_post(transaction_id: TxId, request: Request, verifier: Verifier
     except (ValueError, UnicodeDecodeError):
         return _protocol_error(vp.InvalidRequest("the form is malformed"))
     try:
-        return JSONResponse(verifier.direct_post(transaction_id, form), headers=_NO_STORE)
+        # Off the event loop: verifying fetches trust and status lists, perhaps from this very server.
+        return JSONResponse(await run_in_threadpool(verifier.direct_post, transaction_id, form), headers=_NO_STORE)
     except vp.OpenId4VpError as exc:
         return _protocol_error(exc)
 
@@ -232,7 +234,8 @@ async def verify_receipt(request: Request, verifier: Verifier) -> dict[str, Any]
     """Check a verification receipt (``{"receipt": token}``) against the registrar; answers its claims."""
     body = await _json_body(request)
     token = body.get("receipt") if isinstance(body, dict) else None
-    receipt = svc.verify_receipt(token, trust_anchors=verifier.registrar_certificates(), now=verifier.now())
+    anchors = await run_in_threadpool(verifier.registrar_certificates)
+    receipt = svc.verify_receipt(token, trust_anchors=anchors, now=verifier.now())
     return receipt.to_json()
 
 
@@ -260,7 +263,9 @@ async def scan(
         data = raw
     else:
         raise InvalidValue("send JSON, text/plain or an image")
-    return JSONResponse(verifier.scan(staff, data=data, item_id=item), headers=_NO_STORE)
+    # Off the event loop: verifying fetches trust and status lists, perhaps from this very server.
+    scanned = await run_in_threadpool(lambda: verifier.scan(staff, data=data, item_id=item))
+    return JSONResponse(scanned, headers=_NO_STORE)
 
 
 @staff_router.post("/requests", status_code=201)
@@ -269,8 +274,8 @@ async def create_request(request: Request, staff: StaffMember, verifier: Verifie
     body = await _json_body(request)
     if not isinstance(body, dict):
         raise InvalidValue("the body must be a JSON object")
-    created = verifier.create_request(staff, credentials=body.get("credentials"), item_id=body.get("item"),
-                                      purpose=body.get("purpose"))
+    created = await run_in_threadpool(lambda: verifier.create_request(
+        staff, credentials=body.get("credentials"), item_id=body.get("item"), purpose=body.get("purpose")))
     return JSONResponse(created.to_json(), status_code=201, headers=_NO_STORE)
 
 

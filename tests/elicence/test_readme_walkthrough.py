@@ -69,6 +69,10 @@ def test_the_readme_walkthrough_runs_against_make_run(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "VALID" in done.stdout and "上海市市场监督管理局" in done.stdout, done.stdout[-3000:]
     assert (tmp_path / "offer.png").read_bytes()[:4] == b"\x89PNG"
+    scan = json.loads((tmp_path / "scan.json").read_text())
+    assert scan["card"]["verdict"] == "valid", scan["card"]
+    assert ("business-licence-copy", "exempt") in [(m["id"], m["status"]) for m in scan["exemption"]["materials"]]
+    assert scan["receipt"].count(".") == 2  # a signed receipt for the case file
     # curl prints each answer without a newline: read the last two JSON objects back to back.
     decoder = json.JSONDecoder()
     usage, _ = decoder.raw_decode(done.stdout, done.stdout.rindex('{"items":'))
