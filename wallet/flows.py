@@ -154,6 +154,25 @@ def _leaves(value: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], An
 _REGISTERED = frozenset({"iss", "vct", "iat", "nbf", "exp", "cnf", "status", "sub", "_sd", "_sd_alg", "vct#integrity"})
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An issuer's or verifier's answer, read whole (bounded)."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as strict JSON; raises ``ValueError``."""
+        try:
+            return jws.loads(self.content)
+        except CredentialError as exc:
+            raise ValueError(exc.detail) from exc
+
+
 def _path_text(path: Sequence[Any]) -> str:
     return ".".join("*" if p is None else str(p) for p in path)
 
@@ -179,7 +198,7 @@ class WalletFlows:
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
-    def _call(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, url: str, *, what: str, **kwargs: Any) -> _Answer:
         """One bounded request, no redirects; raises ``PeerUnreachable`` / ``PeerResponseInvalid``."""
         try:
             check_url(url, what=what)
@@ -194,7 +213,6 @@ class WalletFlows:
                     body += chunk
                     if len(body) > MAX_PEER_BYTES:
                         raise PeerResponseInvalid(f"{what}: the answer is larger than {MAX_PEER_BYTES} bytes")
-                r._content = bytes(body)  # read once, bounded; later .text / .json() use it
         except httpx.TimeoutException as exc:
             raise PeerUnreachable(f"{what}: no answer in time") from exc
         except httpx.HTTPError as exc:
@@ -203,7 +221,7 @@ class WalletFlows:
             raise PeerResponseInvalid(f"{what}: HTTP {r.status_code} (redirects are not followed)")
         if r.status_code >= 500:
             raise PeerUnreachable(f"{what}: HTTP {r.status_code}")
-        return r
+        return _Answer(r.status_code, bytes(body))
 
     # -- receive ---------------------------------------------------------------------------------------
 
@@ -369,7 +387,7 @@ class WalletFlows:
         try:
             answer = r.json() if r.content else {}
         except ValueError:
-            answer = {}
+            answer = {}  # an empty or non-JSON 200 is an acceptance without a redirect
         redirect = answer.get("redirect_uri") if isinstance(answer, dict) else None
         return redirect if isinstance(redirect, str) else None
 
@@ -412,7 +430,7 @@ class WalletFlows:
         """(issuer, key-bound presentation of the licence's name and legal representative for it)."""
         issuer = licence.issuer
         r = self._call("POST", f"{issuer}/nonce", what="nonce endpoint")
-        nonce = r.json().get("c_nonce") if r.status_code == 200 else None
+        nonce = _json_object(r).get("c_nonce") if r.status_code == 200 else None
         if not isinstance(nonce, str):
             raise PeerResponseInvalid("the issuer's nonce endpoint gave no c_nonce")
         signer = self.service.signer_for(user, purpose="presentation", enterprise_id=licence.enterprise_id,
@@ -493,7 +511,7 @@ class WalletFlows:
         return self.service.record_status(stored.id, status=_STATUS_NAMES.get(value, CredentialStatus.INVALID))
 
 
-def _json_object(r: httpx.Response) -> dict[str, Any]:
+def _json_object(r: _Answer) -> dict[str, Any]:
     try:
         answer = r.json()
     except ValueError as exc:

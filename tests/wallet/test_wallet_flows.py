@@ -402,3 +402,30 @@ def test_every_flow_endpoint_hides_another_enterprise(world):
                 "administrator_required")
     world.error(world.client.post(f"/wallet/enterprises/{enterprise['id']}/authorisations/{grant['id']}/withdraw",
                                   headers=staff, json={"pin": PIN}), 403, "administrator_required")
+
+
+def test_an_issuer_answering_garbage_to_an_authorisation_is_peer_response_invalid(world):
+    headers, enterprise, _ = world.licence_holder()
+    world.account(2, "李四")
+    member = world.client.post(f"/wallet/enterprises/{enterprise['id']}/members", headers=headers,
+                               json={"phone": "13800000002", "role": "staff"}).json()
+
+    # The nonce endpoint answers HTML (a proxy's error page): refused with a code, nothing stored.
+    original = world.client.app.router.routes
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    world.client.app.router.routes = [Route("/issuers/sh-amr/nonce", lambda request: HTMLResponse("<h1>busy</h1>"),
+                                            methods=["POST"])] + list(original)
+    try:
+        before = _rows(world)
+        until = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+        r = world.client.post(f"/wallet/enterprises/{enterprise['id']}/authorisations", headers=headers,
+                              json={"member_id": member["user_id"], "scope": {"all": True}, "valid_until": until,
+                                    "pin": PIN})
+        world.error(r, 502, "peer_response_invalid")
+        # Nothing kept (the PIN attempt counter of the user row is reset by the right PIN: left out).
+        assert {k: v for k, v in _rows(world).items() if k != "wallet_user"} == \
+            {k: v for k, v in before.items() if k != "wallet_user"}
+    finally:
+        world.client.app.router.routes = original
