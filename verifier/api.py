@@ -23,29 +23,47 @@ department: a missing or unknown key is 401; another department's requests, resu
 ``GET /verifier/oid4vp/requests/{id}``                              the signed Request Object (wallet)
 ``POST /verifier/oid4vp/responses/{id}``                            ``direct_post`` response (wallet)
 ``POST /verifier/receipts/verify``                                  check a verification receipt
+``GET /verifier/.well-known/openid-configuration``                  OpenID Provider metadata (log in)
+``GET /verifier/oidc/jwks``                                         ID Token signing keys
+``GET|POST /verifier/oidc/authorize``                               authorization endpoint: the login page
+                                                                    (QR code, polling) or an error
+``GET /verifier/oidc/authorize/{id}/status``                        the login page's poll (its cookie)
+``POST /verifier/oidc/token``                                       token endpoint (code + PKCE -> ID Token)
+``GET|POST /verifier/oidc/userinfo``                                UserInfo (Bearer access token)
+``POST|GET /verifier/departments/{slug}/portals``                   staff: register a portal (OIDC client),
+                                                                    list them
+``DELETE /verifier/departments/{slug}/portals/{client_id}``         staff: revoke a portal
 =================================================================  ======================================
+
+"Log in with e-licence" (OpenID Connect, :mod:`verifier.oidc`): protocol errors keep their OAuth
+codes; an authorization error is redirected to the portal only once its ``redirect_uri`` is known
+to be registered, otherwise it is an error page (JSON when the client asks for JSON).
 """
 
 from __future__ import annotations
 
+import html
 import json
+import secrets
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credentials import openid4vp as vp
 from keys.x509 import certificate_pem
+from verifier import oidc
 from verifier import service as svc
 from verifier.store import InvalidValue, Staff, StoreError
 from verifier.service import VerifierService
 
-__all__ = ["MAX_BODY_BYTES", "MAX_SCAN_BYTES", "VerifierBodyLimit", "install", "public_router", "staff_router"]
+__all__ = ["MAX_BODY_BYTES", "MAX_SCAN_BYTES", "LOGIN_COOKIE", "VerifierBodyLimit", "install", "public_router",
+           "staff_router", "oidc_router"]
 
 #: Largest body under ``/verifier`` (a ``direct_post`` form with a few presentations, a request body).
 MAX_BODY_BYTES = 1024 * 1024 + 64 * 1024
@@ -57,6 +75,8 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FRAMEWORK_DEFAULTS = (None, http_exception_handler, request_validation_exception_handler)
 _SLUG = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="the department's slug")
 _TX_ID = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the transaction id")
+#: The cookie that binds a login page's polling to the browser that opened it (path-scoped to that login).
+LOGIN_COOKIE = "elv_login"
 
 
 def _error(status: int, code: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -113,6 +133,7 @@ def install(app: FastAPI, verifier: VerifierService) -> None:
     app.add_middleware(VerifierBodyLimit)
     app.include_router(public_router)
     app.include_router(staff_router)
+    app.include_router(oidc_router)
 
     @app.exception_handler(StoreError)
     async def _verifier_error(_request: Request, exc: StoreError) -> JSONResponse:
@@ -309,3 +330,168 @@ def audit(staff: StaffMember, verifier: Verifier, limit: Annotated[int, Query(ge
 def verify_audit(staff: StaffMember, verifier: Verifier) -> dict[str, Any]:
     """Check the department's hash-chained audit log end to end."""
     return verifier.verify_audit(staff)
+
+
+@staff_router.post("/portals", status_code=201)
+async def register_portal(request: Request, staff: StaffMember, verifier: Verifier) -> JSONResponse:
+    """Register a portal for "log in with e-licence": ``{"name", "redirect_uris", "allow_staff", "item"}``."""
+    body = await _json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        raise InvalidValue("the body must be {\"name\", \"redirect_uris\": [...], \"allow_staff\", \"item\"}")
+    allow_staff = body.get("allow_staff", True)
+    if not isinstance(allow_staff, bool):
+        raise InvalidValue("allow_staff must be true or false")
+    created = verifier.register_portal(staff, name=body["name"], redirect_uris=body.get("redirect_uris"),
+                                       allow_staff=allow_staff, item_id=body.get("item"))
+    return JSONResponse(created.to_json(), status_code=201, headers=_NO_STORE)
+
+
+@staff_router.get("/portals")
+def portals(staff: StaffMember, verifier: Verifier) -> list[dict[str, Any]]:
+    """The department's registered portals (no secrets)."""
+    return verifier.portals(staff)
+
+
+@staff_router.delete("/portals/{client_id}", status_code=204)
+def revoke_portal(client_id: TxId, staff: StaffMember, verifier: Verifier) -> Response:
+    """Revoke a portal: no new login, no code redeemed, its access tokens invalid."""
+    verifier.revoke_portal(staff, client_id=client_id)
+    return Response(status_code=204)
+
+
+# --- log in with e-licence (OpenID Connect) -------------------------------------------------------------
+
+oidc_router = APIRouter(prefix=_PREFIX, tags=["verifier (log in with e-licence)"])
+
+
+def _oauth_error(exc: oidc.OidcError, *, basic: bool = False) -> JSONResponse:
+    headers = dict(_NO_STORE)
+    if exc.http_status == 401:
+        # RFC 6749 s5.2 (invalid_client) and RFC 6750 s3 (invalid_token): say how to authenticate.
+        headers["WWW-Authenticate"] = ('Basic realm="elicence-oidc"' if basic
+                                       else f'Bearer realm="elicence-oidc", error="{exc.code}"')
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+
+def _error_page(request: Request, exc: oidc.OidcError) -> Response:
+    if "application/json" in request.headers.get("accept", ""):
+        # 400 even for invalid_client: the browser did not try to authenticate, so a 401 would mislead.
+        return JSONResponse(exc.to_dict(), status_code=400, headers=_NO_STORE)
+    body = (f"<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>登录失败 Login failed</title>"
+            f"<h1>无法登录 / Cannot log in</h1><p><code>{html.escape(exc.code)}</code>: {html.escape(exc.detail)}</p>"
+            f"<p>请返回原网站重试。Please go back to the portal and try again.</p></html>")
+    return HTMLResponse(body, status_code=400, headers={**_NO_STORE, "Content-Security-Policy": "default-src 'none'"})
+
+
+_LOGIN_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>电子营业执照登录 Log in with e-licence</title>
+<style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto;text-align:center}}svg{{width:18rem;height:auto}}</style>
+</head><body>
+<h1>电子营业执照登录<br><small>Log in with e-licence</small></h1>
+<p>登录 {portal} · {department_zh} / {department_en}</p>
+<div id="qr">{qr}</div>
+<p><a id="wallet-link" href="{uri}">在本机打开电子营业执照 / Open the wallet on this device</a></p>
+<p id="status" role="status">请用电子营业执照扫码 / Scan with the e-licence wallet</p>
+<script nonce="{nonce}">
+(function () {{
+  var statusUrl = {status_url};
+  function poll() {{
+    fetch(statusUrl, {{credentials: "same-origin", headers: {{"Accept": "application/json"}}}})
+      .then(function (r) {{ return r.json(); }})
+      .then(function (body) {{
+        if (body.redirect_to) {{ window.location.replace(body.redirect_to); return; }}
+        if (body.status === "pending") {{ setTimeout(poll, 1500); return; }}
+        document.getElementById("status").textContent = "登录已结束 / This login has ended";
+      }})
+      .catch(function () {{ setTimeout(poll, 3000); }});
+  }}
+  setTimeout(poll, 1500);
+}})();
+</script></body></html>
+"""
+
+
+def _status_url(login_id: str) -> str:
+    return f"{_PREFIX}/oidc/authorize/{login_id}/status"
+
+
+@oidc_router.get("/.well-known/openid-configuration")
+def openid_configuration(verifier: Verifier) -> dict[str, Any]:
+    """OpenID Provider Metadata (OpenID Connect Discovery 1.0 s4)."""
+    return verifier.oidc_metadata()
+
+
+@oidc_router.get("/oidc/jwks")
+def oidc_jwks(verifier: Verifier) -> dict[str, Any]:
+    """The ID Token signing keys (JWK Set)."""
+    return verifier.oidc_jwks()
+
+
+@oidc_router.api_route("/oidc/authorize", methods=["GET", "POST"], response_class=HTMLResponse)
+async def authorize(request: Request, verifier: Verifier) -> Response:
+    """Authorization endpoint: the login page with the wallet's QR code, or an error (to the portal if safe)."""
+    # OIDC Core s3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST methods".
+    pairs = list(request.query_params.multi_items())
+    if request.method == "POST":
+        try:
+            pairs = parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True)
+        except (ValueError, UnicodeDecodeError):
+            return _error_page(request, oidc.InvalidRequest("the form is malformed"))
+    params: dict[str, list[str]] = {}
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    try:
+        started = verifier.oidc_authorize(params)
+    except oidc.OidcError as exc:
+        if exc.redirect_uri is not None:
+            location = oidc.error_redirect(exc.redirect_uri, exc, state=exc.state, issuer=verifier.oidc_issuer)
+            return RedirectResponse(location, status_code=303, headers=_NO_STORE)
+        return _error_page(request, exc)
+    nonce = secrets.token_urlsafe(16)
+    page = _LOGIN_PAGE.format(
+        portal=html.escape(started.portal_name), department_zh=html.escape(started.department_name_zh),
+        department_en=html.escape(started.department_name_en), qr=started.qr_svg, uri=html.escape(started.uri),
+        nonce=nonce, status_url=json.dumps(_status_url(started.login_id)),
+    )
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; "
+           "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    response = HTMLResponse(page, headers={**_NO_STORE, "Content-Security-Policy": csp, "Referrer-Policy": "no-referrer"})
+    ttl = max(1, int((started.expires_at - verifier.now()).total_seconds()) + 120)
+    response.set_cookie(LOGIN_COOKIE, started.browser_secret, max_age=ttl, path=_status_url(started.login_id),
+                        secure=verifier.public_url.startswith("https://"), httponly=True, samesite="lax")
+    return response
+
+
+@oidc_router.get("/oidc/authorize/{login_id}/status")
+def login_status(login_id: TxId, request: Request, verifier: Verifier) -> JSONResponse:
+    """The login page's poll: ``pending``, or where to send the browser (only with the page's cookie)."""
+    return JSONResponse(verifier.oidc_status(login_id, browser_secret=request.cookies.get(LOGIN_COOKIE)),
+                        headers=_NO_STORE)
+
+
+@oidc_router.post("/oidc/token")
+async def token(request: Request, verifier: Verifier) -> JSONResponse:
+    """Token endpoint: an authorization code (with PKCE and client authentication) for an ID Token."""
+    authorization = request.headers.get("authorization")
+    try:
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            raise oidc.InvalidRequest("the body must be application/x-www-form-urlencoded")
+        try:
+            raw = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise oidc.InvalidRequest("the form is not UTF-8") from exc
+        return JSONResponse(verifier.oidc_token(oidc.parse_form(raw), authorization=authorization), headers=_NO_STORE)
+    except oidc.OidcError as exc:
+        return _oauth_error(exc, basic=authorization is not None)
+
+
+@oidc_router.api_route("/oidc/userinfo", methods=["GET", "POST"])
+def userinfo(request: Request, verifier: Verifier) -> JSONResponse:
+    """UserInfo endpoint (OIDC Core s5.3): the login's claims for its Bearer access token."""
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    try:
+        claims = verifier.oidc_userinfo(value.strip() if scheme.lower() == "bearer" else None)
+    except oidc.OidcError as exc:
+        return _oauth_error(exc)
+    return JSONResponse(claims, headers=_NO_STORE)

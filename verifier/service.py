@@ -66,7 +66,7 @@ from credentials import openid4vp as vp
 from credentials.errors import CannotVerify, CredentialError, error_for_code
 from keys.errors import KeyMaterialError
 from keys.jwk import b64u_encode, load_private_jwk
-from keys.keystore import Keystore
+from keys.keystore import Keystore, KeyState
 from keys.signer import Signer
 from keys.x509 import (
     certificate_pem,
@@ -78,7 +78,7 @@ from keys.x509 import (
 )
 from schemas.errors import UnknownCredentialType
 from schemas.registry import CredentialType, get_type
-from verifier import store
+from verifier import oidc, store
 from verifier.sdk import Policy, StatusSource, TrustListSource, VerificationResult, Verifier, failure_report
 from verifier.store import Department, InvalidValue, NotFound, Staff, StoreError, unit_of_work
 
@@ -88,6 +88,9 @@ __all__ = [
     "VerifierPolicy",
     "VerifierService",
     "RequestCreated",
+    "NewPortal",
+    "LoginStarted",
+    "OIDC_OWNER",
     "Requirement",
     "Material",
     "ServiceItem",
@@ -116,6 +119,8 @@ __all__ = [
 RECEIPT_TYP = "verification-receipt+jwt"
 #: Keystore owner of the deployment's registrar CA key (not a department: slugs never start with '_').
 REGISTRAR_OWNER = "_registrar"
+#: Keystore owner of the OpenID Provider's ID Token signing keys (not a department).
+OIDC_OWNER = "_oidc"
 #: Audit chain of deployment-wide actions (the registrar).
 _DEPLOYMENT = "_deployment"
 _CATALOGUE_DIR = Path(__file__).resolve().parent / "catalogue"
@@ -228,6 +233,13 @@ _MESSAGES: Mapping[str, tuple[str, str]] = {
     "invalid_request": ("应答不符合协议要求。", "The response does not follow the protocol."),
     "dcql_not_satisfied": ("出示的证照不满足请求。", "The credentials shown do not answer the request."),
     "state_mismatch": ("应答不属于该请求。", "The response belongs to another request."),
+    "licence_missing": ("登录需要出示营业执照。", "Logging in needs the business licence."),
+    "key_binding_required": ("出示未经持有人密钥签名。", "The presentation is not signed by its holder's key."),
+    "holder_keys_inconsistent": ("营业执照与授权书的持有人密钥不一致。",
+                                 "The licence and the authorisation are not held as the wallet holds them."),
+    "authorisation_for_another_licence": ("授权书不是依据该营业执照授予的。",
+                                          "The authorisation was granted under another licence."),
+    "authorisation_invalid": ("授权书不符合要求。", "The authorisation is not acceptable."),
 }
 
 
@@ -533,6 +545,9 @@ class VerifierPolicy:
     certificate_days: int = 365
     registrar_days: int = 3650
     keep_results_for: int = 3600
+    code_lifetime: int = 60
+    id_token_lifetime: int = 300
+    access_token_lifetime: int = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,6 +574,34 @@ class RequestCreated:
             "qr_svg": self.qr_svg,
             "qr_png": "data:image/png;base64," + base64.b64encode(self.qr_png).decode("ascii"),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class NewPortal:
+    """A registered portal and its client secret: shown once, only its SHA-256 is stored."""
+
+    portal: store.Portal
+    client_secret: str = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"client_id": self.portal.client_id, "client_secret": self.client_secret, "name": self.portal.name,
+                "department": self.portal.department, "redirect_uris": list(self.portal.redirect_uris),
+                "allow_staff": self.portal.allow_staff, "item": self.portal.item_id,
+                "token_endpoint_auth_methods": ["client_secret_basic", "client_secret_post"]}
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStarted:
+    """A login waiting for the wallet: the page's link and QR code, and the browser's secret (its cookie)."""
+
+    login_id: str
+    browser_secret: str = field(repr=False)
+    portal_name: str
+    department_name_zh: str
+    department_name_en: str
+    uri: str
+    expires_at: datetime
+    qr_svg: str = field(repr=False)
 
 
 def _sha256(text: str) -> str:
@@ -987,31 +1030,39 @@ class VerifierService:
         item = None if item_id is None else self.catalogue.item(item_id)
         department = self.department(staff.department)
         query = self._dcql(department, credentials, item)
+        with unit_of_work(self._sessions) as tx:
+            return self._start_transaction(tx, department, query, staff_id=staff.id, item_id=item_id, purpose=purpose,
+                                           actor=f"staff:{staff.id}")
+
+    def _start_transaction(
+        self, tx: Session, department: Department, query: Mapping[str, Any], *, staff_id: str | None,
+        item_id: str | None, purpose: str | None, actor: str,
+    ) -> RequestCreated:
+        # One signed Request Object and its stored transaction, in the caller's database transaction.
         now = self.now()
         transaction_id = self._token(16)
         secret = self._token(32)
         origin = self._origin(department)
-        with unit_of_work(self._sessions) as tx:
-            signer = self._department_signer(tx, department)
-            try:
-                created = vp.create_request(
-                    dns_name=department.dns_name, signer=signer,
-                    x5c=load_pem_certificates(department.certificate or ""),
-                    response_uri=f"{origin}/verifier/oid4vp/responses/{transaction_id}",
-                    request_uri=f"{origin}/verifier/oid4vp/requests/{transaction_id}",
-                    dcql_query=query, now=now, client_name=department.name_zh, purpose=purpose,
-                    lifetime=self.policy.request_lifetime, nonce_source=self._token,
-                )
-            except vp.OpenId4VpError as exc:
-                raise InvalidValue(exc.description) from exc
-            expires_at = now + timedelta(seconds=self.policy.request_lifetime)
-            store.create_transaction(
-                tx, transaction_id=transaction_id, department=department.slug, staff_id=staff.id,
-                secret_hash=_sha256(secret), request=created.request.claims(), request_object=created.request_object,
-                item_id=item_id, now=now, expires_at=expires_at,
+        signer = self._department_signer(tx, department)
+        try:
+            created = vp.create_request(
+                dns_name=department.dns_name, signer=signer,
+                x5c=load_pem_certificates(department.certificate or ""),
+                response_uri=f"{origin}/verifier/oid4vp/responses/{transaction_id}",
+                request_uri=f"{origin}/verifier/oid4vp/requests/{transaction_id}",
+                dcql_query=query, now=now, client_name=department.name_zh, purpose=purpose,
+                lifetime=self.policy.request_lifetime, nonce_source=self._token,
             )
-            store.append_audit(tx, department=department.slug, at=now, actor=f"staff:{staff.id}",
-                               action="request.created", subject=transaction_id, details={"item": item_id})
+        except vp.OpenId4VpError as exc:
+            raise InvalidValue(exc.description) from exc
+        expires_at = now + timedelta(seconds=self.policy.request_lifetime)
+        store.create_transaction(
+            tx, transaction_id=transaction_id, department=department.slug, staff_id=staff_id,
+            secret_hash=_sha256(secret), request=created.request.claims(), request_object=created.request_object,
+            item_id=item_id, now=now, expires_at=expires_at,
+        )
+        store.append_audit(tx, department=department.slug, at=now, actor=actor,
+                           action="request.created", subject=transaction_id, details={"item": item_id})
         return RequestCreated(transaction_id, department.slug, created.uri,
                               f"{origin}/verifier/oid4vp/requests/{transaction_id}", expires_at, secret,
                               qr.render_svg(created.uri), qr.render_png(created.uri))
@@ -1084,6 +1135,10 @@ class VerifierService:
 
         cards: list[dict[str, Any]] = []
         evidence: list[Evidence] = []
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            login = store.get_login_by_transaction(tx, transaction_id=transaction_id)
+            portal = None if login is None else store.get_portal(tx, client_id=login.client_id)
+        identity: dict[str, Any] | None = None
         try:
             verified = vp.verify_response(response, request=request, now=now.timestamp(),
                                           verify_presentation=verify_presentation,
@@ -1101,6 +1156,14 @@ class VerifierService:
                     result = results[id(credential)]
                     cards.append(self._valid_card(result))
                     evidence.append(_evidence(result, now))
+            if portal is not None:
+                # A login asks more of the presentations than that each verifies (verifier.oidc.evaluate_login).
+                try:
+                    identity = oidc.evaluate_login(verified.credentials, discarded=[d.code for d in verified.discarded],
+                                                   now=now, item_id=portal.item_id).to_json()
+                except oidc.LoginRefused as exc:
+                    cards.append({"verdict": "invalid", "error": exc.code, "error_description": exc.detail,
+                                  "message": messages(exc.code)})
         item = None if found.item_id is None else self.catalogue.item(found.item_id)
         failed = next((c for c in cards if c["verdict"] != "valid"), None)
         verdict = "valid" if failed is None else failed["verdict"]
@@ -1108,9 +1171,12 @@ class VerifierService:
         with unit_of_work(self._sessions) as tx:
             concluded = self._conclude(department, item, channel="online", now=now, cards=cards, evidence=evidence, tx=tx)
             result = {"verdict": verdict, "error": code, "message": messages(code), "cards": cards, **concluded}
+            if identity is not None and failed is None:
+                result["login"] = identity
             store.complete_transaction(tx, transaction_id=transaction_id, verdict=verdict, code=code, result=result)
             record = store.record_verification(
-                tx, department=department.slug, staff_id=found.staff_id, channel="online", verdict=verdict, code=code,
+                tx, department=department.slug, staff_id=found.staff_id, channel="online" if portal is None else "login",
+                verdict=verdict, code=code,
                 vcts=[e.vct for e in evidence], at=now, transaction_id=transaction_id, item_id=found.item_id,
                 receipt_id=concluded.get("receipt_id"),
             )
@@ -1180,6 +1246,285 @@ class VerifierService:
         return {"valid": True, "records": count}
 
     def purge(self) -> int:
-        """Drop stored results (personal data) of long-expired transactions and stale replay entries."""
+        """Drop stored results (personal data) of long-expired transactions and logins, and stale replay entries."""
         with unit_of_work(self._sessions) as tx:
-            return store.purge_expired(tx, now=self.now(), keep_results_for=self.policy.keep_results_for)
+            return (store.purge_expired(tx, now=self.now(), keep_results_for=self.policy.keep_results_for)
+                    + store.purge_logins(tx, now=self.now(), keep_for=self.policy.keep_results_for))
+
+    # -- log in with e-licence (OpenID Connect) --------------------------------------------------------
+
+    @property
+    def oidc_issuer(self) -> str:
+        """The OpenID Provider's issuer identifier (its discovery document is under ``/.well-known``)."""
+        return f"{self.public_url}/verifier"
+
+    def register_portal(
+        self,
+        staff: Staff,
+        *,
+        name: str,
+        redirect_uris: Sequence[str],
+        allow_staff: bool = True,
+        item_id: str | None = None,
+        actor: str | None = None,
+    ) -> NewPortal:
+        """Register a portal as an OpenID Connect client of the caller's department; its secret is shown once.
+
+        Raises ``InvalidValue`` (redirect URIs, name), ``TypeNotAllowed`` (the department does not accept
+        the business licence, or the staff authorisation when ``allow_staff``), ``UnknownItem``.
+        """
+        if not isinstance(redirect_uris, (list, tuple)) or not redirect_uris or len(redirect_uris) > 10:
+            raise InvalidValue("redirect_uris must list 1 to 10 URIs")
+        for uri in redirect_uris:
+            try:
+                oidc.check_redirect_uri(uri)
+            except oidc.OidcError as exc:
+                raise InvalidValue(f"redirect_uris: {exc.detail}") from exc
+        if item_id is not None:
+            self.catalogue.item(item_id)
+        department = self.department(staff.department)
+        needed = [_BUSINESS_LICENCE] + ([_STAFF_AUTHORISATION] if allow_staff else [])
+        for slug in needed:
+            if get_type(slug).vct not in department.vcts:
+                raise TypeNotAllowed(f"{department.slug} does not accept {slug}, which a login presents")
+        client_id = "elp_" + self._token(16)
+        secret = self._token(32)
+        now = self.now()
+        with unit_of_work(self._sessions) as tx:
+            portal = store.create_portal(
+                tx, client_id=client_id, department=department.slug, name=name,
+                secret_hash=_sha256(secret), redirect_uris=list(redirect_uris), allow_staff=bool(allow_staff),
+                item_id=item_id, pairwise_salt=self._token(32), now=now,
+            )
+            store.append_audit(tx, department=department.slug, at=now, actor=actor or f"staff:{staff.id}",
+                               action="portal.registered", subject=client_id,
+                               details={"name": name, "redirect_uris": list(redirect_uris), "allow_staff": allow_staff,
+                                        "item": item_id})
+        return NewPortal(portal, secret)
+
+    def portals(self, staff: Staff) -> list[dict[str, Any]]:
+        """The portals of the caller's department (no secrets)."""
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            rows = store.list_portals(tx, department=staff.department)
+        return [{"client_id": p.client_id, "name": p.name, "redirect_uris": list(p.redirect_uris),
+                 "allow_staff": p.allow_staff, "item": p.item_id, "created_at": _iso(p.created_at),
+                 "revoked_at": _iso(p.revoked_at)} for p in rows]
+
+    def revoke_portal(self, staff: Staff, *, client_id: str) -> store.Portal:
+        """Revoke a portal of the caller's department (and its access tokens); raises ``NotFound``."""
+        now = self.now()
+        with unit_of_work(self._sessions) as tx:
+            portal = store.revoke_portal(tx, department=staff.department, client_id=client_id, now=now)
+            store.append_audit(tx, department=staff.department, at=now, actor=f"staff:{staff.id}",
+                               action="portal.revoked", subject=client_id)
+        return portal
+
+    def oidc_metadata(self) -> dict[str, Any]:
+        """The OpenID Provider Metadata (Discovery 1.0)."""
+        return oidc.provider_metadata(self.oidc_issuer)
+
+    def _oidc_signer(self) -> Signer:
+        with unit_of_work(self._sessions) as tx:
+            keystore = self._keystore(OIDC_OWNER, tx)
+            active = keystore.list(owner=OIDC_OWNER, states=(KeyState.ACTIVE,))
+            if active:
+                kid = max(active, key=lambda r: (r.created_at, r.kid)).kid
+            else:
+                # The provider's key is the deployment's own, created on first use in any mode; portals
+                # find it in the JWKS, so no one has to be told about it.
+                kid = keystore.generate("ES256", now=self.now(), owner=OIDC_OWNER, label="OpenID Connect ID tokens")
+                store.append_audit(tx, department=_DEPLOYMENT, at=self.now(), actor="oidc", action="oidc.key.created",
+                                   subject=kid)
+            signer = self._signers.get(kid)
+            if signer is None:
+                signer = self._signers[kid] = keystore.signer(kid)
+        return signer
+
+    def oidc_jwks(self) -> dict[str, Any]:
+        """The JWK Set of the ID Token signing keys (created on first use)."""
+        self._oidc_signer()
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            return self._keystore(OIDC_OWNER, tx).jwks(owner=OIDC_OWNER)
+
+    def oidc_authorize(self, params: Mapping[str, Any]) -> LoginStarted:
+        """Start a login: check the authorization request, create the portal department's OpenID4VP request
+        for the licence (and a staff authorisation), and return what the browser shows and polls with.
+
+        Raises ``OidcError``: not redirectable (unknown or revoked client, unregistered ``redirect_uri``)
+        or marked with the portal's ``redirect_uri`` and ``state`` (RFC 6749 s4.1.2.1).
+        """
+        client_id = params.get("client_id")
+        if isinstance(client_id, (list, tuple)) and len(client_id) == 1:
+            client_id = client_id[0]
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            portal = store.get_portal(tx, client_id=client_id) if isinstance(client_id, str) else None
+        if portal is not None and portal.revoked_at is not None:
+            portal = None
+        request = oidc.validate_authorization_request(
+            params, registered_redirect_uris=None if portal is None else portal.redirect_uris)
+        assert portal is not None
+        department = self.department(portal.department)
+        login_id = self._token(16)
+        browser_secret = self._token(32)
+        with unit_of_work(self._sessions) as tx:
+            created = self._start_transaction(tx, department, oidc.login_dcql(allow_staff=portal.allow_staff),
+                                              staff_id=None, item_id=None, purpose=f"登录 {portal.name}"[:200],
+                                              actor=f"portal:{portal.client_id}")
+            store.create_login(
+                tx, login_id=login_id, client_id=portal.client_id, transaction_id=created.transaction_id,
+                browser_hash=_sha256(browser_secret), redirect_uri=request.redirect_uri, state=request.state,
+                nonce=request.nonce, code_challenge=request.code_challenge, scope=" ".join(request.scope),
+                now=self.now(), expires_at=created.expires_at,
+            )
+        return LoginStarted(login_id, browser_secret, portal.name, department.name_zh, department.name_en,
+                            created.uri, created.expires_at, created.qr_svg)
+
+    def _finish_login(self, login: store.Login, *, now: datetime) -> str | None:
+        # Decide a pending login from its transaction; returns the code when this call issued it.
+        transaction = self._transaction(login.transaction_id)
+        code = None
+        identity = None
+        error: oidc.OidcError | None = None
+        if transaction.status is store.TransactionStatus.COMPLETE:
+            result = _thaw(transaction.result) if transaction.result is not None else {}
+            identity = result.get("login")
+            if transaction.verdict == "valid" and isinstance(identity, dict):
+                code = self._token(32)
+            elif transaction.verdict == "refused":
+                error = oidc.AccessDenied("the holder declined the request", reason="refused")
+            else:
+                error = oidc.AccessDenied(f"the presentation did not verify: {transaction.code or 'invalid'}",
+                                          reason=transaction.code or "invalid")
+        elif transaction.expires_at + timedelta(seconds=self._grace(transaction)) <= now:
+            error = oidc.AccessDenied("nobody answered the request before it expired", reason="request_expired")
+        else:
+            return None
+        with unit_of_work(self._sessions) as tx:
+            try:
+                store.finish_login(
+                    tx, login_id=login.id, code_hash=None if code is None else _sha256(code),
+                    code_expires_at=None if code is None else now + timedelta(seconds=self.policy.code_lifetime),
+                    identity=identity if code is not None else None, auth_time=transaction.responded_at,
+                    error=None if error is None else error.code,
+                    error_description=None if error is None else error.detail,
+                )
+            except store.Spent:
+                return None  # another poll finished it first: that one delivers the answer
+            store.append_audit(tx, department=transaction.department, at=now, actor=f"portal:{login.client_id}",
+                               action="login.succeeded" if code is not None else "login.failed", subject=login.id,
+                               details={"transaction": transaction.id,
+                                        "reason": None if error is None else error.reason})
+        return code
+
+    def oidc_status(self, login_id: str, *, browser_secret: str | None) -> dict[str, Any]:
+        """Where a login stands, for the browser that started it: ``pending``, or ``complete`` with the
+        redirect to the portal (the code is delivered once), ``failed`` with the error redirect, or ``finished``.
+
+        Raises ``NotFound`` for an unknown login or a wrong or missing browser secret.
+        """
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            login = store.get_login(tx, login_id=login_id)
+        if (login is None or not isinstance(browser_secret, str)
+                or not hmac.compare_digest(_sha256(browser_secret), login.browser_hash)):
+            raise NotFound("no such login")
+        now = self.now()
+        if login.status is store.LoginStatus.PENDING:
+            code = self._finish_login(login, now=now)
+            if code is not None:
+                return {"status": "complete",
+                        "redirect_to": oidc.code_redirect(login.redirect_uri, code=code, state=login.state,
+                                                          issuer=self.oidc_issuer)}
+            with unit_of_work(self._sessions, read_only=True) as tx:
+                login = store.get_login(tx, login_id=login_id)
+            assert login is not None
+            if login.status is store.LoginStatus.PENDING:
+                return {"status": "pending", "expires_at": _iso(login.expires_at)}
+        if login.status is store.LoginStatus.FAILED:
+            error = oidc.AccessDenied(login.error_description)
+            return {"status": "failed", "error": login.error,
+                    "redirect_to": oidc.error_redirect(login.redirect_uri, error, state=login.state,
+                                                       issuer=self.oidc_issuer)}
+        return {"status": "finished"}
+
+    def _portal_client(self, client_id: str, secret: str) -> store.Portal:
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            portal = store.get_portal(tx, client_id=client_id)
+        # Compare a hash even for an unknown client, so timing does not tell which client ids exist.
+        expected = portal.secret_hash if portal is not None else _sha256("")
+        good = hmac.compare_digest(_sha256(secret), expected)
+        if portal is None or portal.revoked_at is not None or not good:
+            raise oidc.InvalidClient("unknown client or wrong client secret", reason="bad_client_credentials")
+        return portal
+
+    def oidc_token(self, form: Mapping[str, str], *, authorization: str | None = None) -> dict[str, Any]:
+        """The token endpoint (RFC 6749 s4.1.3, OIDC Core s3.1.3): redeem a code for an ID Token and an access token.
+
+        Raises ``OidcError``: ``invalid_client`` (authentication), ``invalid_request``,
+        ``unsupported_grant_type``, ``invalid_grant`` (``reason``: ``unknown_code``, ``code_reused`` —
+        the login is then revoked —, ``code_expired``, ``redirect_uri_mismatch``, ``pkce_mismatch``).
+        """
+        client_id, secret = oidc.client_credentials(authorization, form)
+        portal = self._portal_client(client_id, secret)
+        grant_type = form.get("grant_type")
+        if grant_type is None:
+            raise oidc.InvalidRequest("grant_type is required")
+        if grant_type != "authorization_code":
+            raise oidc.UnsupportedGrantType(f"grant_type {grant_type[:40]!r} is not supported")
+        code = form.get("code")
+        if not code:
+            raise oidc.InvalidRequest("code is required", reason="missing_code")
+        code_hash = _sha256(code)
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            login = store.get_login_by_code(tx, code_hash=code_hash)
+        if login is None or login.client_id != portal.client_id:
+            # RFC 6749 s4.1.3: "ensure that the authorization code was issued to the authenticated confidential client".
+            raise oidc.InvalidGrant("no such authorization code for this client", reason="unknown_code")
+        if login.status is store.LoginStatus.CODE:
+            # RFC 6749 s4.1.3: redirect_uri must be "identical" to the one of the authorization request.
+            if form.get("redirect_uri") != login.redirect_uri:
+                raise oidc.InvalidGrant("redirect_uri differs from the authorization request's",
+                                        reason="redirect_uri_mismatch")
+            oidc.check_pkce(form.get("code_verifier"), login.code_challenge)
+        now = self.now()
+        access_token = self._token(32)
+        spent: store.Spent | None = None
+        with unit_of_work(self._sessions) as tx:
+            try:
+                login = store.redeem_code(tx, code_hash=code_hash, client_id=portal.client_id, now=now,
+                                          access_hash=_sha256(access_token),
+                                          access_expires_at=now + timedelta(seconds=self.policy.access_token_lifetime))
+            except store.Spent as exc:
+                # Committed: a reused code revokes the login (RFC 6749 s4.1.2: "SHOULD revoke ... all tokens").
+                spent = exc
+                store.append_audit(tx, department=portal.department, at=now, actor=f"portal:{portal.client_id}",
+                                   action="login.code_refused", subject=login.id, details={"reason": exc.reason})
+        if spent is not None:
+            if spent.reason == "used":
+                raise oidc.InvalidGrant("the authorization code was already used; the login is revoked",
+                                        reason="code_reused")
+            if spent.reason == "expired":
+                raise oidc.InvalidGrant("the authorization code has expired", reason="code_expired")
+            raise oidc.InvalidGrant("no such authorization code for this client", reason="unknown_code")
+        assert login.identity is not None and login.auth_time is not None
+        identity = oidc.LoginIdentity.from_json(_thaw(login.identity))
+        claims = oidc.id_token_claims(identity, issuer=self.oidc_issuer, client_id=portal.client_id,
+                                      salt=portal.pairwise_salt, nonce=login.nonce, auth_time=login.auth_time, now=now,
+                                      lifetime=self.policy.id_token_lifetime)
+        id_token = jws.sign(claims, self._oidc_signer(), typ=oidc.ID_TOKEN_TYP)
+        return {"access_token": access_token, "token_type": "Bearer",
+                "expires_in": self.policy.access_token_lifetime, "id_token": id_token, "scope": login.scope}
+
+    def oidc_userinfo(self, access_token: str | None) -> dict[str, Any]:
+        """The UserInfo claims (OIDC Core s5.3) of an unexpired access token; raises ``InvalidToken``."""
+        if not access_token:
+            raise oidc.InvalidToken("an access token is required", reason="missing_token")
+        with unit_of_work(self._sessions, read_only=True) as tx:
+            login = store.get_login_by_access_token(tx, access_hash=_sha256(access_token), now=self.now())
+            portal = None if login is None else store.get_portal(tx, client_id=login.client_id)
+        if login is None or portal is None or login.identity is None or login.auth_time is None:
+            raise oidc.InvalidToken("the access token is invalid, expired or revoked")
+        identity = oidc.LoginIdentity.from_json(_thaw(login.identity))
+        claims = oidc.id_token_claims(identity, issuer=self.oidc_issuer, client_id=portal.client_id,
+                                      salt=portal.pairwise_salt, nonce=login.nonce, auth_time=login.auth_time,
+                                      now=self.now(), lifetime=0)
+        return {k: v for k, v in claims.items() if k not in ("iss", "aud", "exp", "iat", "nonce", "auth_time", "amr")}

@@ -9,7 +9,9 @@ What the store guarantees are the invariants a database must hold under concurre
 - a key-bound presentation is remembered for its freshness window in ``verifier_replay``
   (:class:`SqlReplayStore`, the SDK's ``ReplayStore`` on the database: ``INSERT ... ON CONFLICT DO
   UPDATE ... WHERE expired``, so the same presentation is accepted once whichever worker sees it);
-- staff API keys are stored as SHA-256 only;
+- staff API keys, portal client secrets, authorization codes and access tokens are stored as SHA-256 only;
+- an authorization code is redeemed once: ``code -> redeemed`` is a conditional update; a second
+  redemption finds it ``redeemed`` and revokes the login (RFC 6749 s4.1.2);
 - every action (and every verification) is appended to the department's hash-chained audit log in the
   transaction that makes the change.
 
@@ -21,7 +23,9 @@ calls inside :func:`unit_of_work`, which commits at the end and rolls back on an
 
 Tables (prefix ``verifier_``): ``registrar`` (the deployment's registrar CA certificate, one row),
 ``department``, ``staff``, ``key`` and ``kek_check`` (the keystore, :class:`SqlKeyRecordStore`),
-``transaction`` (OpenID4VP sessions), ``replay``, ``verification`` (one row per verification, no
+``transaction`` (OpenID4VP sessions), ``portal`` (OpenID Connect clients: "log in with e-licence") and
+``login`` (one authorization request of a portal, its OpenID4VP transaction, code and access token, all
+stored hashed), ``replay``, ``verification`` (one row per verification, no
 personal data beyond the receipt's), ``audit`` and ``audit_head`` (one hash chain per department,
 :mod:`credentials.audit`; its head row is locked to append and makes truncation visible). The schema is created by the Alembic
 revisions in ``verifier/migrations/versions`` (branch ``verifier``); a test checks that they produce
@@ -43,6 +47,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -113,6 +118,23 @@ __all__ = [
     "append_audit",
     "list_audit",
     "verify_audit",
+    # portals and logins (OpenID Connect)
+    "LoginStatus",
+    "Portal",
+    "Login",
+    "create_portal",
+    "get_portal",
+    "list_portals",
+    "revoke_portal",
+    "purge_logins",
+    "create_login",
+    "get_login",
+    "get_login_by_transaction",
+    "get_login_by_code",
+    "finish_login",
+    "redeem_code",
+    "revoke_login",
+    "get_login_by_access_token",
 ]
 
 _READ_ONLY_OPTION = "elicence_read_only"  # understood by elicence.db's SQLite engine: deferred BEGIN
@@ -339,6 +361,50 @@ class VerifierAuditHead(VerifierBase):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class VerifierPortal(VerifierBase):
+    __tablename__ = "verifier_portal"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    department_slug: Mapped[str] = mapped_column(ForeignKey("verifier_department.slug"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    allow_staff: Mapped[bool] = mapped_column(Boolean)
+    item_id: Mapped[str | None] = mapped_column(String(64))
+    pairwise_salt: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class VerifierLogin(VerifierBase):
+    __tablename__ = "verifier_login"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'code', 'failed', 'redeemed', 'revoked')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("verifier_portal.client_id"), index=True)
+    transaction_id: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(String(512))
+    nonce: Mapped[str] = mapped_column(String(512))
+    code_challenge: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    auth_time: Mapped[datetime | None]
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(64))
+    error_description: Mapped[str | None] = mapped_column(String(300))
+    code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_expires_at: Mapped[datetime | None]
+    redeemed_at: Mapped[datetime | None]
+    access_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    access_expires_at: Mapped[datetime | None]
+
+
 _REGISTRAR = VerifierRegistrar.__table__
 _DEPARTMENT = VerifierDepartment.__table__
 _STAFF = VerifierStaff.__table__
@@ -349,6 +415,8 @@ _REPLAY = VerifierReplay.__table__
 _VERIFICATION = VerifierVerification.__table__
 _AUDIT = VerifierAudit.__table__
 _HEAD = VerifierAuditHead.__table__
+_PORTAL = VerifierPortal.__table__
+_LOGIN = VerifierLogin.__table__
 
 
 # --- values ---------------------------------------------------------------------------------------------
@@ -1011,3 +1079,300 @@ def verify_audit(session: Session, /, *, department: str) -> int:
     rows = session.execute(select(_AUDIT).where(_AUDIT.c.chain == department).order_by(_AUDIT.c.seq))
     chain_head = None if head is None else audit_chain.ChainHead(department, head.seq, head.hash)
     return audit_chain.check_chain((_audit_record(r) for r in rows), head=chain_head)
+
+
+# --- portals and logins (OpenID Connect) ----------------------------------------------------------------
+
+
+class LoginStatus(enum.StrEnum):
+    """A login: waiting for the wallet, code issued, failed, code redeemed, or revoked (code reused)."""
+
+    PENDING = "pending"
+    CODE = "code"
+    FAILED = "failed"
+    REDEEMED = "redeemed"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Portal:
+    """A portal registered as an OpenID Connect client of a department (the department's request is used)."""
+
+    client_id: str
+    department: str
+    name: str
+    secret_hash: str = field(repr=False)
+    redirect_uris: tuple[str, ...]
+    allow_staff: bool
+    item_id: str | None
+    pairwise_salt: str = field(repr=False)
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    """One authorization request of a portal: its OpenID4VP transaction, and what became of it."""
+
+    id: str
+    client_id: str
+    transaction_id: str
+    browser_hash: str = field(repr=False)
+    redirect_uri: str
+    state: str | None
+    nonce: str
+    code_challenge: str
+    scope: str
+    status: LoginStatus
+    created_at: datetime
+    expires_at: datetime
+    auth_time: datetime | None
+    identity: Mapping[str, Any] | None = field(repr=False)
+    error: str | None
+    error_description: str | None
+    code_hash: str | None = field(repr=False)
+    code_expires_at: datetime | None
+    redeemed_at: datetime | None
+    access_hash: str | None = field(repr=False)
+    access_expires_at: datetime | None
+
+
+def _portal(r: Any) -> Portal:
+    return Portal(r.client_id, r.department_slug, r.name, r.secret_hash, tuple(r.redirect_uris), bool(r.allow_staff),
+                  r.item_id, r.pairwise_salt, r.created_at, r.revoked_at)
+
+
+def _login(r: Any) -> Login:
+    return Login(
+        id=r.id, client_id=r.client_id, transaction_id=r.transaction_id, browser_hash=r.browser_hash,
+        redirect_uri=r.redirect_uri, state=r.state, nonce=r.nonce, code_challenge=r.code_challenge, scope=r.scope,
+        status=LoginStatus(r.status), created_at=r.created_at, expires_at=r.expires_at, auth_time=r.auth_time,
+        identity=None if r.identity is None else _freeze(r.identity), error=r.error,
+        error_description=r.error_description, code_hash=r.code_hash, code_expires_at=r.code_expires_at,
+        redeemed_at=r.redeemed_at, access_hash=r.access_hash, access_expires_at=r.access_expires_at,
+    )
+
+
+def create_portal(
+    session: Session,
+    /,
+    *,
+    client_id: str,
+    department: str,
+    name: str,
+    secret_hash: str,
+    redirect_uris: Sequence[str],
+    allow_staff: bool,
+    item_id: str | None,
+    pairwise_salt: str,
+    now: datetime,
+) -> Portal:
+    """Register a portal; raises ``NotFound`` (department), ``Conflict`` (client id), ``InvalidValue``."""
+    if get_department(session, slug=department) is None:
+        raise NotFound(f"no department {department!r}")
+    if (not isinstance(redirect_uris, Sequence) or isinstance(redirect_uris, str) or not redirect_uris
+            or not all(isinstance(u, str) and u for u in redirect_uris)):
+        raise InvalidValue("redirect_uris must be a non-empty list of URIs")
+    values = {
+        "client_id": _text("client_id", client_id, max_len=64),
+        "department_slug": department,
+        "name": _text("name", name, max_len=200),
+        "secret_hash": _text("secret_hash", secret_hash, max_len=64),
+        "redirect_uris": list(dict.fromkeys(redirect_uris)),
+        "allow_staff": bool(allow_staff),
+        "item_id": _text("item_id", item_id, max_len=64, optional=True),
+        "pairwise_salt": _text("pairwise_salt", pairwise_salt, max_len=64),
+        "created_at": _aware("now", now),
+        "revoked_at": None,
+    }
+    with _unique(session, f"portal {client_id!r} exists"):
+        session.execute(insert(_PORTAL).values(values))
+    return _portal(_Row(values))
+
+
+def get_portal(session: Session, /, *, client_id: str) -> Portal | None:
+    """The portal ``client_id`` (revoked ones too), or ``None``."""
+    if not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    row = session.execute(select(_PORTAL).where(_PORTAL.c.client_id == client_id)).one_or_none()
+    return None if row is None else _portal(row)
+
+
+def list_portals(session: Session, /, *, department: str) -> tuple[Portal, ...]:
+    """The portals of ``department``, oldest first."""
+    rows = session.execute(select(_PORTAL).where(_PORTAL.c.department_slug == department)
+                           .order_by(_PORTAL.c.created_at, _PORTAL.c.client_id))
+    return tuple(_portal(r) for r in rows)
+
+
+def revoke_portal(session: Session, /, *, department: str, client_id: str, now: datetime) -> Portal:
+    """Revoke a portal of ``department``: it can start no login and redeem no code; its access tokens die.
+
+    Raises ``NotFound`` (unknown, another department's, or already revoked).
+    """
+    result = session.execute(
+        update(_PORTAL).where(_PORTAL.c.client_id == client_id, _PORTAL.c.department_slug == department,
+                              _PORTAL.c.revoked_at.is_(None)).values(revoked_at=_aware("now", now))
+    )
+    if result.rowcount != 1:
+        raise NotFound(f"no active portal {client_id!r} in {department!r}")
+    session.execute(update(_LOGIN).where(_LOGIN.c.client_id == client_id, _LOGIN.c.access_hash.is_not(None))
+                    .values(access_hash=None, access_expires_at=None))
+    portal = get_portal(session, client_id=client_id)
+    assert portal is not None
+    return portal
+
+
+def purge_logins(session: Session, /, *, now: datetime, keep_for: float) -> int:
+    """Drop the identity (personal data) of logins that ended more than ``keep_for`` s ago; returns the count.
+
+    A login has ended when its request expired and no unexpired access token still reads the identity.
+    """
+    cutoff = _at(_aware("now", now).timestamp() - keep_for)
+    result = session.execute(
+        update(_LOGIN)
+        .where(_LOGIN.c.expires_at < cutoff, _LOGIN.c.identity.is_not(None),
+               (_LOGIN.c.access_expires_at.is_(None)) | (_LOGIN.c.access_expires_at < now))
+        .values(identity=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def create_login(
+    session: Session,
+    /,
+    *,
+    login_id: str,
+    client_id: str,
+    transaction_id: str,
+    browser_hash: str,
+    redirect_uri: str,
+    state: str | None,
+    nonce: str,
+    code_challenge: str,
+    scope: str,
+    now: datetime,
+    expires_at: datetime,
+) -> Login:
+    """Store a pending login; raises ``Conflict`` (id or transaction taken, unknown portal), ``InvalidValue``."""
+    values = {
+        "id": _text("login_id", login_id, max_len=64),
+        "client_id": client_id,
+        "transaction_id": _text("transaction_id", transaction_id, max_len=64),
+        "browser_hash": _text("browser_hash", browser_hash, max_len=64),
+        "redirect_uri": _text("redirect_uri", redirect_uri, max_len=2000),
+        "state": _text("state", state, max_len=512, optional=True),
+        "nonce": _text("nonce", nonce, max_len=512),
+        "code_challenge": _text("code_challenge", code_challenge, max_len=64),
+        "scope": _text("scope", scope, max_len=200),
+        "status": LoginStatus.PENDING.value,
+        "created_at": _aware("now", now),
+        "expires_at": _aware("expires_at", expires_at),
+        "auth_time": None, "identity": None, "error": None, "error_description": None, "code_hash": None,
+        "code_expires_at": None, "redeemed_at": None, "access_hash": None, "access_expires_at": None,
+    }
+    with _unique(session, "login id or transaction collision, or unknown portal"):
+        session.execute(insert(_LOGIN).values(values))
+    return _login(_Row(values))
+
+
+def _login_where(session: Session, column: Any, value: str) -> Login | None:
+    row = session.execute(select(_LOGIN).where(column == value)).one_or_none()
+    return None if row is None else _login(row)
+
+
+def get_login(session: Session, /, *, login_id: str) -> Login | None:
+    """The login ``login_id``, or ``None``."""
+    return _login_where(session, _LOGIN.c.id, login_id)
+
+
+def get_login_by_transaction(session: Session, /, *, transaction_id: str) -> Login | None:
+    """The login whose OpenID4VP transaction is ``transaction_id``, or ``None`` (a department's own request)."""
+    return _login_where(session, _LOGIN.c.transaction_id, transaction_id)
+
+
+def get_login_by_code(session: Session, /, *, code_hash: str) -> Login | None:
+    """The login that issued the authorization code with this hash, or ``None``."""
+    return _login_where(session, _LOGIN.c.code_hash, code_hash)
+
+
+def finish_login(
+    session: Session,
+    /,
+    *,
+    login_id: str,
+    code_hash: str | None,
+    code_expires_at: datetime | None,
+    identity: Mapping[str, Any] | None,
+    auth_time: datetime | None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> Login:
+    """Move a pending login to ``code`` (with the code's hash and the identity) or ``failed`` (with the error).
+
+    Once only, whichever worker asks first; raises ``Spent`` (``reason`` ``used``) if it is not pending.
+    """
+    if (code_hash is None) == (error is None):
+        raise InvalidValue("a login finishes with a code or with an error")
+    values: dict[str, Any] = {"status": (LoginStatus.FAILED if code_hash is None else LoginStatus.CODE).value,
+                              "code_hash": code_hash, "identity": None if identity is None else dict(identity),
+                              "auth_time": auth_time, "error": _text("error", error, max_len=64, optional=True),
+                              "error_description": None if error_description is None else error_description[:300]}
+    if code_expires_at is not None:
+        values["code_expires_at"] = _aware("code_expires_at", code_expires_at)
+    result = session.execute(
+        update(_LOGIN).where(_LOGIN.c.id == login_id, _LOGIN.c.status == LoginStatus.PENDING.value).values(values)
+    )
+    if result.rowcount != 1:
+        raise Spent("this login is already finished", reason="used")
+    current = get_login(session, login_id=login_id)
+    assert current is not None
+    return current
+
+
+def redeem_code(
+    session: Session,
+    /,
+    *,
+    code_hash: str,
+    client_id: str,
+    now: datetime,
+    access_hash: str,
+    access_expires_at: datetime,
+) -> Login:
+    """Redeem an authorization code of ``client_id`` once, before it expires, storing the access token's hash.
+
+    Raises ``Spent`` with ``reason``: ``unknown`` (no such code, or another client's), ``expired``, or
+    ``used`` (redeemed before: the login is then revoked with its access token, RFC 6749 s4.1.2).
+    """
+    result = session.execute(
+        update(_LOGIN)
+        .where(_LOGIN.c.code_hash == code_hash, _LOGIN.c.client_id == client_id,
+               _LOGIN.c.status == LoginStatus.CODE.value, _LOGIN.c.code_expires_at > _aware("now", now))
+        .values(status=LoginStatus.REDEEMED.value, redeemed_at=now, access_hash=access_hash,
+                access_expires_at=_aware("access_expires_at", access_expires_at))
+    )
+    row = session.execute(select(_LOGIN).where(_LOGIN.c.code_hash == code_hash)).one_or_none()
+    if result.rowcount == 1 and row is not None:
+        return _login(row)
+    if row is None or row.client_id != client_id:
+        raise Spent("no such authorization code for this client", reason="unknown")
+    if row.status in (LoginStatus.REDEEMED.value, LoginStatus.REVOKED.value):
+        revoke_login(session, login_id=row.id)
+        raise Spent("this authorization code was already used", reason="used")
+    raise Spent("this authorization code has expired", reason="expired")
+
+
+def revoke_login(session: Session, /, *, login_id: str) -> None:
+    """Revoke a login and its access token (a reused code is evidence the code leaked)."""
+    session.execute(update(_LOGIN).where(_LOGIN.c.id == login_id)
+                    .values(status=LoginStatus.REVOKED.value, access_hash=None, access_expires_at=None))
+
+
+def get_login_by_access_token(session: Session, /, *, access_hash: str, now: datetime) -> Login | None:
+    """The redeemed login holding this unexpired access token, or ``None``."""
+    row = session.execute(
+        select(_LOGIN).where(_LOGIN.c.access_hash == access_hash, _LOGIN.c.status == LoginStatus.REDEEMED.value,
+                             _LOGIN.c.access_expires_at > _aware("now", now))
+    ).one_or_none()
+    return None if row is None else _login(row)

@@ -16,13 +16,14 @@ from verifier.store import VerifierBase
 
 NOW = datetime(2026, 9, 21, 13, 46, 40, tzinfo=timezone.utc)
 TABLES = {"verifier_registrar", "verifier_department", "verifier_staff", "verifier_key", "verifier_kek_check",
-          "verifier_transaction", "verifier_replay", "verifier_verification", "verifier_audit", "verifier_audit_head"}
+          "verifier_transaction", "verifier_replay", "verifier_verification", "verifier_audit", "verifier_audit_head",
+          "verifier_portal", "verifier_login"}
 
 
 def test_migrated_schema_equals_the_models(empty_database_url):
     engine = make_engine(empty_database_url)
     try:
-        assert "verifier_0001" in migrate(engine)
+        assert "verifier_0002" in migrate(engine)
         assert {t for t in inspect(engine).get_table_names() if t.startswith("verifier_")} == TABLES
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={
