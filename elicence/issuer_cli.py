@@ -779,6 +779,7 @@ def _write_file(service: Any, authority: str, ctype: Any, path: str, fmt: str, b
     if written[0] != checked.count:
         raise _refused("file_changed", f"{path} changed after it was validated: {written[0]} records written, "
                        f"{checked.count} validated")
+    service.refresh_record_statistics()
     return time.perf_counter() - start
 
 

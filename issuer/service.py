@@ -616,6 +616,12 @@ class IssuerService:
                                details={"count": count})
         return count
 
+    def refresh_record_statistics(self) -> None:
+        """Tell the database how the record table looks after a bulk import (see
+        :func:`issuer.store.refresh_record_statistics`); call it once after the last batch."""
+        with unit_of_work(self._sessions) as tx:
+            store.refresh_record_statistics(tx)
+
     def get_record(self, operator: Operator, *, type_name: str, uscc: str) -> store.Record:
         auth = self.authority(operator.authority)
         ctype = self._issued_type(auth, type_name)
@@ -730,7 +736,7 @@ class IssuerService:
         now = self.now()
         out = []
         with unit_of_work(self._sessions) as tx:
-            records = store.get_records(tx, authority=auth.slug, vct=ctype.vct, usccs=usccs)
+            records = store.record_ids(tx, authority=auth.slug, vct=ctype.vct, usccs=usccs)
             missing = [u for u in usccs if u not in records]
             if missing:
                 raise NotFound(f"no {ctype.slug} record for {missing[0]} ({len(missing)} missing)")
@@ -741,7 +747,7 @@ class IssuerService:
                 pin = "".join(str(b % 10) for b in self._pin_bytes(self.policy.pin_length))
                 salt = self._random(16)
                 rows.append(store.NewOffer(offer_id, auth.slug, ctype.slug, _sha256(code), now + timedelta(seconds=ttl),
-                                           records[uscc].id, salt, _pin_hash(self._pin_key, salt, pin)))
+                                           records[uscc], salt, _pin_hash(self._pin_key, salt, pin)))
                 reference = self.endpoint(auth.slug, f"offers/{offer_id}")
                 out.append(OfferCreated(offer_id, auth.slug, ctype.slug, uscc,
                                         o4.offer_uri(self._offer_value(auth, ctype.slug, code)),

@@ -78,6 +78,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -148,6 +149,8 @@ __all__ = [
     "get_record",
     "get_record_by_id",
     "get_records",
+    "record_ids",
+    "refresh_record_statistics",
     "list_records",
     # status lists
     "create_status_list",
@@ -1366,6 +1369,35 @@ def get_records(
             record = _record(r)
             out[record.uscc] = record
     return out
+
+
+def record_ids(
+    session: Session, /, *, authority: str, vct: str, usccs: Sequence[str], chunk: int = 500
+) -> dict[str, str]:
+    """The ids of the records (``authority``, ``vct``) with these USCCs, by USCC (missing ones are absent);
+    what bulk offers need, without reading and decoding every record's claims."""
+    out: dict[str, str] = {}
+    wanted = list(dict.fromkeys(usccs))
+    for start in range(0, len(wanted), chunk):
+        rows = session.execute(
+            select(_RECORD.c.uscc, _RECORD.c.id).where(
+                _RECORD.c.authority_slug == authority,
+                _RECORD.c.vct == vct,
+                _RECORD.c.uscc.in_(wanted[start : start + chunk]),
+            )
+        )
+        out.update({r.uscc: r.id for r in rows})
+    return out
+
+
+def refresh_record_statistics(session: Session, /) -> None:
+    """Let the query planner see the record table as it now is (``ANALYZE``; PostgreSQL and SQLite).
+
+    After a bulk import the statistics describe the table as it was: PostgreSQL then filters each
+    lookup of a batch of USCCs row by row through the unique index instead of using the USCC index,
+    which makes offering for a whole import file quadratic in its size (measured: 22 ms against 4 ms a
+    batch of 500 at 20,000 records). Autovacuum would catch up, but not before the offers are made."""
+    session.execute(text(f"ANALYZE {_RECORD.name}"))
 
 
 def list_records(
