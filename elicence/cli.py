@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from elicence import commands, demo
 from elicence.audit_cli import add_audit_commands
 from elicence.issuer_cli import add_issuer_commands
+from elicence.receipt_cli import add_receipt_commands
 from elicence.serve_cli import add_serve_command
 
 __all__ = ["main", "build_parser"]
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_qr_commands(sub)
     _add_verify_command(sub)
     add_audit_commands(sub)
+    add_receipt_commands(sub)
     add_issuer_commands(sub)
     add_serve_command(sub)
     demo_cmd = sub.add_parser(

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("keys", "schemas", "credentials", "issuer", "wallet", "verifier", "elicence")
 ROLES = frozenset({"issuer", "wallet", "verifier"})
 FRAMEWORKS = frozenset({"fastapi", "sqlalchemy", "starlette", "alembic"})
-FRAMEWORK_FREE = ("keys/", "schemas/", "credentials/", "verifier/sdk.py")
+FRAMEWORK_FREE = ("keys/", "schemas/", "credentials/", "verifier/sdk.py", "verifier/receipts.py")
 JWT_HOME = "credentials/jws.py"
 
 #: For each package, the project packages it must not import.

@@ -3,8 +3,8 @@ responses, the service item catalogue, verification receipts and the department'
 
 Handlers translate request -> :class:`verifier.service.VerifierService` call -> response; the decisions
 are the service's. Errors are ``{"error": code, "error_description": ...}`` with the stable codes of
-:mod:`verifier.store` and :mod:`verifier.service`; OpenID4VP protocol errors keep their OAuth codes
-(``invalid_request``, ...). Staff endpoints need ``Authorization: Bearer <staff API key>`` of that
+:mod:`verifier.store`, :mod:`verifier.service` and :mod:`verifier.receipts`; OpenID4VP protocol errors
+keep their OAuth codes (``invalid_request``, ...). Staff endpoints need ``Authorization: Bearer <staff API key>`` of that
 department: a missing or unknown key is 401; another department's requests, results and audit are 404
 ``not_found``, exactly as unknown ones. A body larger than :data:`MAX_BODY_BYTES` (a photo for a scan:
 :data:`MAX_SCAN_BYTES`) is refused (413 ``request_too_large``) before a handler reads it.
@@ -59,6 +59,7 @@ from credentials import openid4vp as vp
 from keys.x509 import certificate_pem
 from verifier import oidc
 from verifier import service as svc
+from verifier.receipts import ReceiptInvalid
 from verifier.store import InvalidValue, Staff, StoreError
 from verifier.service import VerifierService
 
@@ -136,9 +137,11 @@ def install(app: FastAPI, verifier: VerifierService) -> None:
     app.include_router(oidc_router)
 
     @app.exception_handler(StoreError)
-    async def _verifier_error(_request: Request, exc: StoreError) -> JSONResponse:
+    async def _verifier_error(_request: Request, exc: StoreError | ReceiptInvalid) -> JSONResponse:
         headers = {"WWW-Authenticate": 'Bearer realm="elicence-verifier"'} if exc.http_status == 401 else None
         return _error(exc.http_status, exc.code, exc.detail, headers)
+
+    app.add_exception_handler(ReceiptInvalid, _verifier_error)  # framework-free (verifier.receipts): no StoreError
 
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}

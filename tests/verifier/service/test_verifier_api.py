@@ -144,3 +144,9 @@ def test_the_audit_chain_can_be_checked_over_http(desk, client):
     r = client.get(BASE + "/audit/verify", headers=auth(desk.api_key))
     assert r.json() == {"valid": True, "records": 2}
     assert client.get(BASE + "/audit/verify", headers=auth(desk.tax_api_key)).status_code == 404
+
+
+def test_an_invalid_receipt_is_a_coded_400(client):
+    # verifier.receipts is framework-free: its error reaches the API through the verifier's handler.
+    r = client.post("/verifier/receipts/verify", json={"receipt": "garbage"})
+    assert (r.status_code, r.json()["error"]) == (400, "receipt_invalid")
