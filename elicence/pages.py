@@ -1,34 +1,63 @@
-"""Web pages the deployment serves to people: the wallet demo page at ``GET /wallet/demo``.
+"""Web pages the deployment serves to people: the wallet demo page at ``GET /wallet/demo`` and the
+department scan page (窗口核验) at ``GET /verifier/desk``.
 
-The page (``elicence/pages/wallet.html``) stands in for the enterprise's mobile app in demos and in the
-browser tests: one self-contained HTML file (inline CSS and vanilla JS, no build step, no external URL)
-that calls the wallet API of the same origin. It is served with a strict Content Security Policy
-(CSP Level 3, W3C): scripts and styles only as the page's own inline blocks, pinned by their SHA-256
-hashes computed here at start; images from the same origin or ``data:`` (the QR code PNG); requests only
-to the same origin; no framing (``frame-ancestors 'none'``); no form submissions and no ``<base>``.
-With ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer`` (tokens never travel in
-URLs, and no page URL leaks to another site).
+The wallet page (``elicence/pages/wallet.html``) stands in for the enterprise's mobile app in demos and in
+the browser tests; the department page (``elicence/pages/department.html``) is what a counter's staff use:
+sign in with their staff API key, pick a service item, scan the wallet's QR code with the device camera,
+an uploaded photo or a hardware scanner, and read the result card. Each is one self-contained HTML file
+(inline CSS and vanilla JS, no build step, no external URL) that calls the API of the same origin. The
+department page's table of failure reasons (zh-CN and en by error code) is filled in here from
+:func:`verifier.service.reasons`, as a JSON data block, so it names every code a scan can answer.
+
+Both are served with a strict Content Security Policy (CSP Level 3, W3C): scripts and styles only as the
+page's own inline blocks, pinned by their SHA-256 hashes computed here at start; images from the same
+origin or ``data:`` (the QR code PNG); requests only to the same origin; no framing
+(``frame-ancestors 'none'``); no form submissions and no ``<base>``. With ``X-Content-Type-Options:
+nosniff`` and ``Referrer-Policy: no-referrer`` (keys and tokens never travel in URLs, and no page URL
+leaks to another site). ``Permissions-Policy`` denies the camera to the wallet page and allows it to the
+department page's own origin only.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
-__all__ = ["WALLET_PAGE_PATH", "wallet_page", "content_security_policy", "security_headers", "install"]
+from verifier.service import reasons
+
+__all__ = ["WALLET_PAGE_PATH", "DEPARTMENT_PAGE_PATH", "wallet_page", "department_page", "content_security_policy",
+           "security_headers", "install"]
 
 WALLET_PAGE_PATH = "/wallet/demo"
+DEPARTMENT_PAGE_PATH = "/verifier/desk"
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
+#: Where the department page's reason table goes (a data block: never executed, so not in script-src).
+_REASONS_SLOT = '<script type="application/json" id="reasons">{}</script>'
+
+
+def _read(name: str) -> str:
+    return resources.files("elicence").joinpath(f"pages/{name}").read_text(encoding="utf-8")
 
 
 def wallet_page() -> str:
     """The wallet demo page's HTML, from the package data."""
-    return resources.files("elicence").joinpath("pages/wallet.html").read_text(encoding="utf-8")
+    return _read("wallet.html")
+
+
+def department_page() -> str:
+    """The department scan page's HTML, its table of failure reasons filled in (every code a scan answers)."""
+    html = _read("department.html")
+    if html.count(_REASONS_SLOT) != 1:
+        raise RuntimeError("department.html must hold the reasons slot exactly once")
+    # "<" escaped: no text of the table can close the data block.
+    table = json.dumps(reasons(), ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+    return html.replace(_REASONS_SLOT, _REASONS_SLOT.replace("{}", table))
 
 
 def _hashes(html: str, tag: str) -> list[str]:
@@ -53,25 +82,31 @@ def content_security_policy(html: str) -> str:
     ])
 
 
-def security_headers(html: str) -> dict[str, str]:
-    """Every header the page is served with."""
+def security_headers(html: str, *, camera: bool = False) -> dict[str, str]:
+    """Every header the page is served with; ``camera`` lets the page's own origin use the camera."""
     return {
         "Content-Security-Policy": content_security_policy(html),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",  # for browsers without frame-ancestors
         "Cross-Origin-Opener-Policy": "same-origin",
-        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+        "Permissions-Policy": f"camera=({'self' if camera else ''}), microphone=(), geolocation=()",
         "Cache-Control": "no-cache",
     }
 
 
 def install(app: FastAPI) -> None:
-    """Serve the wallet demo page at :data:`WALLET_PAGE_PATH` on ``app``."""
-    html = wallet_page()
-    headers = security_headers(html)
+    """Serve the wallet demo page at :data:`WALLET_PAGE_PATH` and the department scan page at
+    :data:`DEPARTMENT_PAGE_PATH` on ``app``."""
+    wallet_html, desk_html = wallet_page(), department_page()
+    wallet_headers, desk_headers = security_headers(wallet_html), security_headers(desk_html, camera=True)
 
     @app.get(WALLET_PAGE_PATH, tags=["pages"], response_class=HTMLResponse, include_in_schema=False)
     def wallet_demo() -> HTMLResponse:
         """The wallet demo page (stands in for the mobile app)."""
-        return HTMLResponse(html, headers=headers)
+        return HTMLResponse(wallet_html, headers=wallet_headers)
+
+    @app.get(DEPARTMENT_PAGE_PATH, tags=["pages"], response_class=HTMLResponse, include_in_schema=False)
+    def department_desk() -> HTMLResponse:
+        """The department scan page (窗口核验): staff scan a wallet's QR code and read the result card."""
+        return HTMLResponse(desk_html, headers=desk_headers)

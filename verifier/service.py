@@ -17,8 +17,10 @@ every department of the deployment. Every presentation is checked by the SDK
 * **Counter scan** (:meth:`VerifierService.scan`): the ``EL1:`` text a scanner types or a photo of the
   QR code, verified offline-profile (audience ``urn:elicence:offline``, freshness window, replay),
   answered with a result card: ``valid`` / ``invalid`` / ``cannot_verify`` (stale or unreachable trust or
-  status data is never "valid"), the reason in zh-CN and en by error code, issuer (its trust list name),
-  type, disclosed claims, status and how fresh the trust and status data were.
+  status data is never "valid"), the reason in zh-CN and en by error code (:func:`reasons` is the whole
+  table), issuer (its trust list name), type, disclosed claims with their labels, status and how fresh the
+  trust and status data were. A photo in which no code can be read is ``no_qr_code`` and is not recorded:
+  nothing was presented.
 * **Online request** (OpenID4VP 1.0, DCQL, cross-device, ``direct_post``):
   :meth:`VerifierService.create_request` signs a Request Object
   (:func:`credentials.openid4vp.create_request`) and stores the transaction (nonce, state, DCQL,
@@ -33,7 +35,9 @@ every department of the deployment. Every presentation is checked by the SDK
   After a scan or an online response naming an item, :func:`evaluate_materials` reports per material
   ``exempt`` (which credential, issuer, when verified) or ``to_submit``, and the department signs a
   **verification receipt** (JWS, ``typ`` ``verification-receipt+jwt``, its access certificate in
-  ``x5c``) that :func:`verify_receipt` checks later against the registrar's certificate.
+  ``x5c``) that :func:`verifier.receipts.verify_receipt` checks later against the registrar's certificate
+  (re-exported here with :class:`~verifier.receipts.ReceiptInvalid`, :class:`~verifier.receipts.Receipt`
+  and :data:`~verifier.receipts.RECEIPT_TYP`).
 * **Audit**: each verification is recorded (department, staff, channel, item, verdict, code, time,
   types) without claims, and appended with every other action (department, key, staff, request) to
   the department's hash-chained audit log (:mod:`credentials.audit`), checked by
@@ -63,7 +67,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credentials import dcql, jws, qr
 from credentials.audit import AuditChainBroken, _thaw
 from credentials import openid4vp as vp
-from credentials.errors import CannotVerify, CredentialError, error_for_code
+from credentials.errors import ERROR_CLASSES, CannotVerify, CredentialError, Malformed, PayloadTooLarge, error_for_code
 from keys.errors import KeyMaterialError
 from keys.jwk import b64u_encode, load_private_jwk
 from keys.keystore import Keystore, KeyState
@@ -73,12 +77,12 @@ from keys.x509 import (
     issue_access_certificate,
     load_pem_certificates,
     make_registrar_ca,
-    verify_x5c_for_dns,
     x5c_encode,
 )
 from schemas.errors import UnknownCredentialType
 from schemas.registry import CredentialType, get_type
 from verifier import oidc, store
+from verifier.receipts import RECEIPT_TYP, Receipt, ReceiptInvalid, verify_receipt
 from verifier.sdk import Policy, StatusSource, TrustListSource, VerificationResult, Verifier, failure_report
 from verifier.store import Department, InvalidValue, NotFound, Staff, StoreError, unit_of_work
 
@@ -109,14 +113,16 @@ __all__ = [
     "ResponseAlreadyReceived",
     "ResponseRejected",
     "ReceiptInvalid",
+    "NoQrCode",
     "load_catalogue",
     "evaluate_materials",
     "verify_receipt",
     "messages",
+    "reasons",
 ]
 
-#: JOSE ``typ`` of a verification receipt (a JWT: RFC 7519 claims, signed by the department's key).
-RECEIPT_TYP = "verification-receipt+jwt"
+#: Loopback hosts that a "localhost" department is reached through (see ``VerifierService._origin``).
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 #: Keystore owner of the deployment's registrar CA key (not a department: slugs never start with '_').
 REGISTRAR_OWNER = "_registrar"
 #: Keystore owner of the OpenID Provider's ID Token signing keys (not a department).
@@ -207,20 +213,25 @@ class ResponseRejected(ServiceError):
         self.code = code  # type: ignore[misc]  # the instance carries the failure's own stable code
 
 
-class ReceiptInvalid(ServiceError):
-    """A verification receipt does not verify; ``reason`` says which check failed."""
+class NoQrCode(ServiceError):
+    """No single QR code could be read from a scanned image: nothing was verified, so nothing is recorded
+    (a counter's camera sends frames until one holds the code)."""
 
-    code = "receipt_invalid"
-    description = "The verification receipt is invalid."
-
-    def __init__(self, detail: str | None = None, *, reason: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
+    code = "no_qr_code"
+    description = "No QR code could be read from the image."
+    http_status = 422
 
 
-#: People-facing messages of the codes the service adds (credential errors carry their own).
+#: People-facing messages of the codes the service adds (credential errors carry their own), and of the
+#: errors a counter's staff meet when scanning.
 _MESSAGES: Mapping[str, tuple[str, str]] = {
     "ok": ("核验通过。", "Verified."),
+    "no_qr_code": ("未能从图片中识别出二维码，请对准二维码重试。", "No QR code could be read from the image: aim at the code and try again."),
+    "unauthorized": ("工作人员密钥无效或已停用，请重新登录。", "The staff API key is unknown or revoked: sign in again."),
+    "not_found": ("未找到该部门或记录。", "No such department or record."),
+    "unknown_item": ("事项目录中没有该事项。", "No such service item in the catalogue."),
+    "invalid_value": ("请求内容不正确。", "The request is not valid."),
+    "request_too_large": ("上传的图片过大。", "The uploaded image is too large."),
     "authorisation_out_of_scope": ("授权范围不包含该事项。", "The authorisation does not cover this service item."),
     "authorisation_not_in_term": ("授权不在有效期内。", "The authorisation is not within its term."),
     "enterprise_mismatch": ("授权书与营业执照不属于同一企业。", "The authorisation is for another enterprise."),
@@ -255,6 +266,12 @@ def messages(code: str | None) -> dict[str, str]:
     except KeyError:
         return {"zh-CN": "核验未通过。", "en": "Verification failed."}
     return {"zh-CN": cls.description_zh, "en": cls.description}
+
+
+def reasons() -> dict[str, dict[str, str]]:
+    """Every code a scan can answer (each credential error, each code the service adds) with its
+    zh-CN and en message: the table a department page shows failures by."""
+    return {code: messages(code) for code in (*ERROR_CLASSES, *_MESSAGES)}
 
 
 # --- the catalogue of service items ---------------------------------------------------------------------
@@ -487,51 +504,6 @@ def evaluate_materials(item: ServiceItem, evidence: Sequence[Evidence], *, now: 
     }
 
 
-# --- verification receipts ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A verified receipt: its claims, and the department's certified DNS name and organisation."""
-
-    claims: Mapping[str, Any]
-    dns_name: str
-    organization: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"valid": True, "department_dns_name": self.dns_name, "organization": self.organization,
-                "claims": _thaw(self.claims)}
-
-
-def verify_receipt(token: Any, *, trust_anchors: Sequence[x509.Certificate], now: datetime | int | float) -> Receipt:
-    """Check a verification receipt: ``typ``, the ``x5c`` access certificate for the DNS name of ``iss``
-    (chained to ``trust_anchors``, the registrar's certificates, valid at ``now``) and the ES256 signature.
-
-    Raises ``ReceiptInvalid`` whose ``reason`` is the failed check's code (``malformed``,
-    ``invalid_typ``, ``certificate_*``, ``invalid_signature``, ...).
-    """
-    try:
-        parsed = jws.parse(token)
-    except CredentialError as exc:
-        raise ReceiptInvalid(f"not a compact JWS: {exc.detail}", reason=exc.code) from exc
-    iss = parsed.payload.get("iss")
-    if not isinstance(iss, str) or not iss.startswith(vp.X509_SAN_DNS + ":"):
-        raise ReceiptInvalid("the receipt's iss is not an x509_san_dns client identifier", reason="malformed")
-    dns_name = iss.split(":", 1)[1]
-    if parsed.header.get("typ") != RECEIPT_TYP:
-        raise ReceiptInvalid(f"typ is not {RECEIPT_TYP}", reason="invalid_typ")
-    try:
-        at = now.timestamp() if isinstance(now, datetime) else now
-        chain = verify_x5c_for_dns(parsed.header.get("x5c"), dns_name=dns_name, trust_anchors=trust_anchors, now=at)
-    except KeyMaterialError as exc:
-        raise ReceiptInvalid(f"x5c: {exc.detail}", reason=exc.code) from exc
-    try:
-        jws.verify_parsed(parsed, chain.public_key, typ=RECEIPT_TYP, algorithms=("ES256",))
-    except CredentialError as exc:
-        raise ReceiptInvalid(f"signature: {exc.detail}", reason=exc.code) from exc
-    return Receipt(parsed.payload, dns_name, chain.organization)
-
-
 # --- values ---------------------------------------------------------------------------------------------
 
 
@@ -634,6 +606,48 @@ def _type_info(vct: str | None) -> dict[str, Any] | None:
     except UnknownCredentialType:
         return {"vct": vct, "slug": None, "name": None}
     return {"vct": vct, "slug": ctype.slug, "name": {"zh-CN": ctype.name_zh, "en": ctype.name_en}}
+
+
+def _fields(vct: str, claims: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The disclosed claims as the type metadata labels them: objects opened depth first, arrays kept whole."""
+    try:
+        ctype: CredentialType | None = get_type(vct)
+    except UnknownCredentialType:
+        ctype = None
+    out: list[dict[str, Any]] = []
+
+    def walk(value: Any, path: tuple[str, ...]) -> None:
+        if isinstance(value, Mapping) and value:
+            for key, member in value.items():
+                walk(member, path + (key,))
+            return
+        dotted = ".".join(path)
+        label = {"zh-CN": dotted, "en": dotted} if ctype is None else {
+            "zh-CN": ctype.label(path, "zh-CN"), "en": ctype.label(path, "en")}
+        out.append({"path": dotted, "value": value, "label": label})
+
+    for key, value in claims.items():
+        walk(value, (key,))
+    return out
+
+
+def _scanned_text(data: str | bytes) -> str:
+    """The text a scan carries: the scanner's text, or the QR code read from a photo (bytes that are not
+    UTF-8). Raises ``NoQrCode`` when a photo holds no single readable code, ``PayloadTooLarge`` for a
+    photo too large to read."""
+    if isinstance(data, str):
+        return data
+    raw = bytes(data)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return qr.decode_image(raw)
+    except PayloadTooLarge:
+        raise
+    except Malformed as exc:
+        raise NoQrCode(exc.detail) from exc
 
 
 def _evidence(result: VerificationResult, at: datetime) -> Evidence:
@@ -855,6 +869,7 @@ class VerifierService:
             "issuer": {"id": result.issuer, "name": dict(result.issuer_name), "region": result.region, "verified": True},
             "type": _type_info(result.vct),
             "claims": view["claims"],
+            "fields": _fields(result.vct, view["claims"]),
             "status": result.status,
             "issued_at": result.issued_at,
             "expires_at": result.expires_at,
@@ -875,6 +890,7 @@ class VerifierService:
             "issuer": None if report["claimed_issuer"] is None else {"id": report["claimed_issuer"], "verified": False},
             "type": _type_info(report["claimed_vct"]),
             "claims": {},
+            "fields": [],
             "status": None,
             "freshness": self._freshness(),
             "failed_check": report["failed_check"],
@@ -939,14 +955,15 @@ class VerifierService:
         """Verify an offline QR (``EL1:`` text, or a photo of the code) and answer the result card.
 
         With ``item_id``, also the materials exemption and a signed verification receipt. The verdict
-        is recorded (no claims). Raises ``UnknownItem`` before verifying; never raises for a bad code.
+        is recorded (no claims). Raises ``UnknownItem`` before verifying, and ``NoQrCode`` for a photo in
+        which no code can be read (nothing was presented: nothing is recorded); never raises for a bad code.
         """
         item = None if item_id is None else self.catalogue.item(item_id)
         department = self.department(staff.department)
         now = self.now()
         evidence: list[Evidence] = []
         try:
-            result = self._sdk(department, now=now.timestamp()).verify(data)
+            result = self._sdk(department, now=now.timestamp()).verify(_scanned_text(data))
             card = self._valid_card(result)
             evidence.append(_evidence(result, now))
         except CredentialError as exc:
@@ -967,9 +984,14 @@ class VerifierService:
 
     def _origin(self, department: Department) -> str:
         # response_uri must be on the certified host (OpenID4VP s5.9.3); a department served by this
-        # deployment's own host keeps its scheme and port.
-        if urlsplit(self.public_url).hostname == department.dns_name:
+        # deployment's own host keeps its scheme and port. A deployment on a loopback address (make run:
+        # http://127.0.0.1:8000) serves a "localhost" department under that name, on its own port.
+        public = urlsplit(self.public_url)
+        if public.hostname == department.dns_name:
             return self.public_url
+        if department.dns_name == "localhost" and public.hostname in _LOOPBACK_HOSTS:
+            port = f":{public.port}" if public.port else ""
+            return public._replace(netloc=f"localhost{port}").geturl().rstrip("/")
         return f"https://{department.dns_name}"
 
     def _dcql(self, department: Department, credentials: Any, item: ServiceItem | None) -> dict[str, Any]:

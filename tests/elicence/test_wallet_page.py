@@ -9,29 +9,23 @@ read the usage record; with the stable error codes the page shows for a wrong PI
 a bad request link (text and photo), the page's security headers, refresh token rotation when the
 access token is refused, and a Content Security Policy that stops injected scripts.
 
-Playwright (Python, sync API) drives the system Chromium: ``ELICENCE_CHROMIUM`` or ``/usr/bin/chromium``.
-Without one the test is skipped, except under ``CI=true`` (``.ci/run`` installs Debian's chromium),
-where it fails. A screenshot of the card with its QR code is saved under the test's ``tmp_path``.
+Playwright (Python, sync API) drives the system Chromium: ``ELICENCE_CHROMIUM`` or ``/usr/bin/chromium``
+(the ``chromium`` and ``live_server`` fixtures are in tests/elicence/conftest.py). Without one the test is
+skipped, except under ``CI=true`` (``.ci/run`` installs Debian's chromium), where it fails. A screenshot of the card with its QR code is saved under the test's ``tmp_path``.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import random
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, Request, Response
 
@@ -44,6 +38,7 @@ from issuer.service import IssuerService
 from keys import x509 as kx
 from keys.signer import SoftwareSigner
 from schemas.synthetic import generate_business_licence
+from tests.elicence.strict_page import check_strict_page
 from verifier.sdk import Policy, StatusSource, TrustListSource, Verifier
 from wallet.flows import WalletFlows
 
@@ -53,31 +48,6 @@ WRONG_PIN = "913572"
 LEGAL_REP_PHONE = "13800000001"
 STAFF_PHONE = "13800000002"
 TIMEOUT_MS = 20_000
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The Chromium to drive, or skip (fail under CI, where .ci/run installs it); before the server starts."""
-    path = os.environ.get("ELICENCE_CHROMIUM") or "/usr/bin/chromium"
-    missing = None
-    if not Path(path).is_file():
-        missing = f"no Chromium at {path} (install Debian's chromium or set ELICENCE_CHROMIUM)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            missing = "the playwright package is not installed (pip install -e '.[dev]')"
-    if missing is None:
-        return path
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI: {missing}")
-    pytest.skip(missing)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _registered(signer: SoftwareSigner, *, dns_name: str, organization: str) -> tuple[Any, list[str]]:
@@ -146,10 +116,9 @@ class Server:
 
 
 @pytest.fixture
-def server(database_url, sessions, tmp_path) -> Iterator[Server]:
-    """The deployment (demo seed: sh-amr and zj-amr) served by uvicorn in a thread."""
-    port = _free_port()
-    settings = Settings.from_env({"ELICENCE_PORT": str(port), "ELICENCE_DATABASE_URL": database_url},
+def server(database_url, sessions, tmp_path, live_server) -> Server:
+    """The deployment (demo seed: sh-amr and zj-amr) served by uvicorn in a thread (tests/elicence/conftest.py)."""
+    settings = Settings.from_env({"ELICENCE_PORT": str(live_server.port), "ELICENCE_DATABASE_URL": database_url},
                                  var_dir=tmp_path / "var")
     issuer = open_issuer(settings, sessions=sessions)
     wallet = open_wallet(settings, sessions=sessions)
@@ -159,19 +128,9 @@ def server(database_url, sessions, tmp_path) -> Iterator[Server]:
     network = wallet_network(settings, trust, verifier_roots=[county.root])
     app = create_app(issuer=issuer, wallet=wallet, trust=trust, flows=WalletFlows(wallet, network))
     app.include_router(county.router)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, name="wallet-page-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    live_server.start(app)
     operator = issuer.create_operator(authority="sh-amr", name="窗口", actor="test").operator
-    try:
-        yield Server(settings.public_url, issuer, operator, county)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+    return Server(settings.public_url, issuer, operator, county)
 
 
 def _pin(page: Any, pin: str) -> None:
@@ -392,9 +351,6 @@ def test_a_script_injected_into_the_page_does_not_run_but_the_page_does(chromium
 
 def test_the_page_is_served_with_its_security_headers_and_nothing_inline_escapes_the_policy():
     # No browser needed: this runs wherever the suite runs, Chromium or not.
-    import hashlib
-    import re
-
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
@@ -403,17 +359,5 @@ def test_the_page_is_served_with_its_security_headers_and_nothing_inline_escapes
     app = FastAPI()
     pages.install(app)
     r = TestClient(app).get(WALLET_PAGE_PATH)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["referrer-policy"] == "no-referrer"
-    policy = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
-    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
-    assert policy["img-src"] == "'self' data:" and policy["connect-src"] == "'self'"
-    html = r.text
-    blocks = re.findall(r"<(script|style)>(.*?)</\1>", html, re.DOTALL)
-    assert sorted(kind for kind, _ in blocks) == ["script", "style"]
-    for kind, body in blocks:
-        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        assert policy[f"{kind}-src"] == f"'sha256-{digest}'"
-    # The policy blocks style attributes, inline handlers and other origins: the page must use none.
-    assert not re.search(r"\sstyle=|\son[a-z]+=|<script\s+src|https?://", html, re.IGNORECASE)
-    assert pages.content_security_policy(html.replace("</style>", "x</style>")) != r.headers["content-security-policy"]
+    check_strict_page(r)
+    assert pages.content_security_policy(r.text.replace("</style>", "x</style>")) != r.headers["content-security-policy"]

@@ -259,3 +259,21 @@ def test_every_code_the_service_shows_has_messages_in_both_languages(desk):
         shown = messages(code)
         assert set(shown) == {"zh-CN", "en"} and all(shown.values())
     assert messages("revoked")["zh-CN"] != messages("suspended")["zh-CN"]
+
+
+@pytest.mark.parametrize(("public_url", "dns_name", "origin"), [
+    ("https://verify.example.gov.cn", "verify.example.gov.cn", "https://verify.example.gov.cn"),
+    ("https://gateway.example.gov.cn", "verify.example.gov.cn", "https://verify.example.gov.cn"),
+    # make run: the deployment on a loopback address serves its "localhost" department on its own port.
+    ("http://127.0.0.1:8000", "localhost", "http://localhost:8000"),
+    ("http://[::1]:8123/base", "localhost", "http://localhost:8123/base"),
+    ("http://localhost:8000", "localhost", "http://localhost:8000"),
+    # A loopback deployment does not lend its scheme to a department on another name.
+    ("http://127.0.0.1:8000", "verify.example.gov.cn", "https://verify.example.gov.cn"),
+])
+def test_the_response_uri_is_on_the_departments_certified_host(public_url, dns_name, origin):
+    from types import SimpleNamespace
+
+    from verifier.service import VerifierService
+
+    assert VerifierService._origin(SimpleNamespace(public_url=public_url), SimpleNamespace(dns_name=dns_name)) == origin

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from credentials import qr, sd_jwt
 from verifier import store
-from verifier.service import UnknownItem
+from verifier.service import NoQrCode, UnknownItem
 
 
 def scan(desk, data, **kw):
@@ -105,11 +105,33 @@ def test_a_code_presented_with_another_holder_key_fails_key_binding(desk):
     assert (card["verdict"], card["error"]) == ("invalid", "kb_invalid")
 
 
-@pytest.mark.parametrize("garbage", ["hello", "EL1:%%%%", "", b"\x89PNG\r\n\x1a\nnot an image", b"\xff\xfe\x00"])
+@pytest.mark.parametrize("garbage", ["hello", "EL1:%%%%", "", b"hello", qr.render_png("https://example.com/not-ours")])
 def test_garbage_is_malformed_not_a_crash(desk, garbage):
     card = scan(desk, garbage)["card"]
     assert card["verdict"] == "invalid"
     assert card["error"] in ("malformed", "payload_too_large")
+
+
+def _blank_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (320, 240), 200).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("photo", [_blank_png(), b"\x89PNG\r\n\x1a\nnot an image", b"\xff\xfe\x00"],
+                         ids=["no-code", "corrupt-png", "not-an-image"])
+def test_a_photo_without_a_readable_code_is_no_qr_code_and_records_nothing(desk, photo):
+    # A counter's camera sends frames until one holds the code: the empty ones must not fill the records.
+    with pytest.raises(NoQrCode) as info:
+        scan(desk, photo, item_id=desk.FOOD_ITEM)
+    assert (info.value.code, info.value.http_status) == ("no_qr_code", 422)
+    with store.unit_of_work(desk.sessions, read_only=True) as tx:
+        assert store.list_verifications(tx, department="pudong-window") == ()
+    assert not any(a["action"].startswith("verification.") for a in desk.service.audit(desk.staff))
 
 
 def test_an_unknown_item_is_refused_before_verifying(desk):
