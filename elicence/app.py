@@ -10,6 +10,7 @@ that ``make run`` starts with something to try. ``elicence serve`` runs the app 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from elicence import pages
+from elicence import portal as sample_portal
 from elicence.config import Settings
 from elicence.db import make_engine, migrate, session_factory
 from issuer import api as issuer_api
@@ -34,10 +36,11 @@ from wallet.flows import Network, WalletFlows
 from wallet.oid4vci_client import http_client
 from verifier import api as verifier_api
 from verifier.sdk import StatusSource, TrustListSource
-from verifier.service import RegistrarMissing, VerifierService
+from verifier.service import RegistrarMissing, Unauthorized, VerifierService, load_catalogue
+from verifier.store import NotFound
 from wallet.service import WalletService
 
-__all__ = ["DEMO_AUTHORITIES", "DEMO_DEPARTMENT", "DemoOperator", "DemoStaff", "seed_demo_verifier", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
+__all__ = ["DEMO_AUTHORITIES", "DEMO_DEPARTMENT", "DemoOperator", "DemoStaff", "seed_demo_verifier", "seed_demo_portal", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
            "open_deployment", "open_verifier", "wallet_network", "create_app", "seed_demo", "endpoints"]
 
 VERSION = "0.1.0"
@@ -129,14 +132,19 @@ def wallet_network(settings: Settings, trust: TrustOperator | None, *,
 def open_verifier(settings: Settings, trust: TrustOperator | None, *,
                   sessions: sessionmaker[Session] | None = None) -> VerifierService | None:
     """The verifier service, checking credentials against this deployment's trust list (fetched over HTTP
-    with the operator key pinned) and status lists; ``None`` without a trust list to check against."""
+    with the operator key pinned) and status lists, with the service items of ``ELICENCE_CATALOGUE_DIR``
+    (default: the shipped catalogue); ``None`` without a trust list to check against.
+
+    Raises ``CatalogueInvalid`` when the deployment's catalogue does not load."""
     if trust is None:
         return None
     source = TrustListSource.from_fetch(_trust_fetch(settings, http_client), anchor=trust.public_jwk,
                                         refresh_interval=trust.refresh)
+    own = settings.catalogue_dir
+    catalogue = None if own is None else load_catalogue(sorted(own.glob("*.json")))
     return VerifierService(sessions=sessions or _sessions(settings), kek=settings.kek(),
                            public_url=settings.public_url, trust=source, status=StatusSource.http(),
-                           demo=not settings.production)
+                           demo=not settings.production, catalogue=catalogue)
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,44 @@ def seed_demo_verifier(verifier: VerifierService, var_dir: Path) -> list[DemoSta
     return staff
 
 
+def seed_demo_portal(verifier: VerifierService, staff: Sequence[DemoStaff], var_dir: Path,
+                     public_url: str) -> sample_portal.PortalSettings | None:
+    """Register the sample portal (``/portal``) as an OpenID Connect client of the demo department, with the
+    redirect URI ``<public_url>/portal/callback``; ``None`` without a demo staff member to register it
+    (none given, or their key is unknown to this database or revoked).
+
+    Its client id and secret, with the key of its session cookie, are kept in ``<var>/demo-portal.json``
+    (mode 0600) and reused on restart while the department still has that client for this redirect URI;
+    otherwise (another port or public URL, another database) it is registered afresh.
+    """
+    if not staff:
+        return None
+    path = var_dir / sample_portal.DEMO_PORTAL_FILE
+    try:
+        member = verifier.authenticate(staff[0].api_key, department=staff[0].department)
+    except (Unauthorized, NotFound):
+        return None
+    redirect_uri = f"{public_url}{sample_portal.PORTAL_PATH}/callback"
+    kept = sample_portal.PortalSettings.load(path)
+    if kept is not None:
+        live = [p["client_id"] for p in verifier.portals(member) if p["revoked_at"] is None]
+        if kept.client_id in live and kept.redirect_uri == redirect_uri:
+            return kept
+        if kept.client_id in live:
+            verifier.revoke_portal(member, client_id=kept.client_id)
+    created = verifier.register_portal(member, name=sample_portal.PORTAL_NAME, redirect_uris=[redirect_uri],
+                                       actor="demo")
+    settings = sample_portal.PortalSettings(
+        client_id=created.portal.client_id, client_secret=created.client_secret, redirect_uri=redirect_uri,
+        discovery_url=f"{verifier.oidc_issuer}/.well-known/openid-configuration",
+        session_key=secrets.token_urlsafe(32))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    write_secret_file(path, settings.to_json(), what="sample portal settings file")
+    return settings
+
+
 def _as_dict(operator: DemoOperator) -> dict[str, str]:
     return {"authority": operator.authority, "operator_id": operator.operator_id, "api_key": operator.api_key}
 
@@ -259,17 +305,24 @@ def create_app(
     trust: TrustOperator | None = None,
     flows: WalletFlows | None = None,
     verifier: VerifierService | None = None,
+    portal: sample_portal.PortalSettings | None = None,
 ) -> FastAPI:
     """The eLicence web application: the issuer's public and admin endpoints, the wallet API under
     ``/wallet``, the deployment's trust list under ``/trust``, ``/openapi.json``, ``/docs``.
+
+    The sample portal (a "log in with e-licence" Relying Party) is mounted at ``/portal`` when ``portal``
+    gives its settings, or in a demo deployment once :func:`seed_demo_portal` has registered it.
 
     Without services, all are opened from ``settings`` (default: the environment); given services,
     the app serves those alone.
     """
     if issuer is None:
-        deployment = open_deployment(settings if settings is not None else Settings.from_env())
+        settings = settings if settings is not None else Settings.from_env()
+        deployment = open_deployment(settings)
         issuer, wallet, trust, flows = deployment.issuer, deployment.wallet, deployment.trust, deployment.flows
         verifier = deployment.verifier
+        if portal is None and verifier is not None and not settings.production:
+            portal = sample_portal.PortalSettings.load(settings.var_dir / sample_portal.DEMO_PORTAL_FILE)
     app = FastAPI(
         title="eLicence",
         version=VERSION,
@@ -286,6 +339,8 @@ def create_app(
         _install_trust(app, trust)
     if verifier is not None:
         verifier_api.install(app, verifier)
+    if portal is not None:
+        sample_portal.install(app, portal)
 
     @app.get("/", tags=["deployment"])
     def index() -> Mapping[str, Any]:

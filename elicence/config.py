@@ -12,6 +12,8 @@ variable                   default                                     productio
 ``ELICENCE_KEK_FILE``      demo: ``<var>/kek``, created once (0600)
 ``ELICENCE_TRUST_OPERATOR_KEY_FILE``  demo: ``<var>/trust-operator.jwk``,   optional: without it the deployment
                            created once (0600)                         publishes no trust list
+``ELICENCE_CATALOGUE_DIR`` the shipped ``verifier/catalogue/``         optional: a directory whose ``*.json``
+                                                                       service items replace the shipped ones
 =========================  ==========================================  ======================================
 
 Demo mode accepts the embedded defaults; production mode refuses every placeholder with a message
@@ -47,6 +49,7 @@ __all__ = [
     "PORT_ENV",
     "PUBLIC_URL_ENV",
     "TRUST_KEY_FILE_ENV",
+    "CATALOGUE_DIR_ENV",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
@@ -61,6 +64,7 @@ HOST_ENV = "ELICENCE_HOST"
 PORT_ENV = "ELICENCE_PORT"
 PUBLIC_URL_ENV = "ELICENCE_PUBLIC_URL"
 TRUST_KEY_FILE_ENV = "ELICENCE_TRUST_OPERATOR_KEY_FILE"
+CATALOGUE_DIR_ENV = "ELICENCE_CATALOGUE_DIR"
 
 DEFAULT_DATABASE_URL = "sqlite:///var/elicence.db"
 DEFAULT_HOST = "127.0.0.1"
@@ -113,6 +117,8 @@ class Settings:
     kek_generated: bool = False
     #: The trust list operator's private JWK file (created once in demo mode); ``None``: no trust list.
     trust_key_file: Path | None = None
+    #: The deployment's own service item catalogue (every ``*.json`` in it); ``None``: the shipped one.
+    catalogue_dir: Path | None = None
     _kek_inline: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -159,6 +165,11 @@ class Settings:
 
         kek_inline, kek_file = _kek_source(env, var, production, problems)
 
+        catalogue_text = env.get(CATALOGUE_DIR_ENV, "").strip()
+        catalogue_dir = Path(catalogue_text) if catalogue_text else None
+        if catalogue_dir is not None and not (catalogue_dir.is_dir() and any(catalogue_dir.glob("*.json"))):
+            problems.append(f"{CATALOGUE_DIR_ENV}={catalogue_text!r}: not a directory of service item files (*.json)")
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -172,6 +183,7 @@ class Settings:
             kek_generated=kek_inline is None and not env.get(KEK_FILE_ENV, "").strip(),
             trust_key_file=Path(env[TRUST_KEY_FILE_ENV].strip()) if env.get(TRUST_KEY_FILE_ENV, "").strip()
             else None if production else var / "trust-operator.jwk",
+            catalogue_dir=catalogue_dir,
             _kek_inline=kek_inline,
         )
 

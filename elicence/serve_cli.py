@@ -2,7 +2,9 @@
 
 Settings come from the environment (:mod:`elicence.config`); ``--port`` and ``--host`` override
 ``ELICENCE_PORT`` / ``ELICENCE_HOST``. In demo mode an empty deployment is seeded with two
-authorities and an operator each (:func:`elicence.app.seed_demo`), and the start-up banner prints
+authorities and an operator each (:func:`elicence.app.seed_demo`), the demo department with a staff
+member, and the sample portal ``/portal`` registered as its OpenID Connect client
+(:func:`elicence.app.seed_demo_portal`); the start-up banner prints
 where the endpoints and the API documentation are, with the demo operators' API keys.
 
 The server extra (FastAPI, SQLAlchemy, uvicorn) is imported when the command runs, so the CLI's
@@ -29,7 +31,8 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         description="Run the eLicence service: OpenID4VCI issuer endpoints, status lists and the admin API, "
         "the wallet API under /wallet, the deployment's trust list under /trust, with /openapi.json and /docs. Database, KEK and public URL come from ELICENCE_* variables "
         "(embedded SQLite in var/ by default). In demo mode an empty deployment gets two authorities and "
-        "a demo operator each; their API keys are printed.",
+        "a demo operator each (their API keys are printed), the demo department, and the sample portal at /portal "
+        "(log in with e-licence).",
     )
     serve_cmd.add_argument("--host", help="listen address (default ELICENCE_HOST or 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="listen port (default ELICENCE_PORT or 8000)")
@@ -71,13 +74,20 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     import uvicorn
 
-    from elicence.app import endpoints, open_deployment, seed_demo, seed_demo_verifier
+    from elicence.app import endpoints, open_deployment, seed_demo, seed_demo_portal, seed_demo_verifier
+    from verifier.service import CatalogueInvalid
 
-    deployment = open_deployment(settings)
+    try:
+        deployment = open_deployment(settings)
+    except CatalogueInvalid as exc:  # ELICENCE_CATALOGUE_DIR names service items that do not load
+        print(f"elicence: {exc.code}: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
     seeding = not (args.no_seed or settings.production)
     operators = seed_demo(deployment.issuer, settings.var_dir) if seeding else []
     staff = seed_demo_verifier(deployment.verifier, settings.var_dir) if seeding and deployment.verifier else []
-    _banner(settings, endpoints(deployment.issuer), operators, staff, verifier=deployment.verifier is not None)
+    portal = seed_demo_portal(deployment.verifier, staff, settings.var_dir, settings.public_url) if staff else None
+    _banner(settings, endpoints(deployment.issuer), operators, staff, verifier=deployment.verifier is not None,
+            portal=portal is not None)
     if args.port is not None:
         os.environ["ELICENCE_PORT"] = str(args.port)
     if args.host is not None:
@@ -88,7 +98,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _banner(settings: Any, where: dict[str, Any], operators: list[Any], staff: list[Any] = (), *,
-            verifier: bool = False) -> None:
+            verifier: bool = False, portal: bool = False) -> None:
     described = settings.describe()
     print(f"eLicence {described['mode']} deployment: database {described['database']}, KEK {described['kek']}")
     print(f"listening on http://{settings.host}:{settings.port}  (public URL {settings.public_url})")
@@ -98,6 +108,8 @@ def _banner(settings: Any, where: dict[str, Any], operators: list[Any], staff: l
     print(f"  wallet demo page  {settings.public_url}/wallet/demo")
     if verifier:
         print(f"  verifier API      {settings.public_url}/verifier  (service items: GET /verifier/items)")
+    if portal:
+        print(f"  sample portal     {settings.public_url}/portal  (log in with e-licence; its client in {settings.var_dir}/demo-portal.json)")
     if settings.trust_key_file is not None:
         print(f"  trust list        {settings.public_url}/trust/list  (operator key: /trust/operator.jwk)")
     for slug, info in where["authorities"].items():
