@@ -211,11 +211,14 @@ def _breakdown(service: Any, requests: list[dict[str, Any]]) -> dict[str, Any]:
             "statements": [{"statement": k, "count": c, "ms": t * 1e3} for k, c, t in statements]}
 
 
-def _loadgen(requests: list[dict[str, Any]], port: int, connections: int, workdir: Path) -> dict[str, Any]:
+def _loadgen(requests: list[dict[str, Any]], port: int, connections: int, workdir: Path, *,
+             rate: float | None = None, expect: str | None = None) -> dict[str, Any]:
     path = workdir / "requests.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
+    options = [*(["--rate", str(rate)] if rate else []), *(["--expect", expect] if expect else [])]
     done = subprocess.run([sys.executable, "-m", "bench.loadgen", str(path), "--port", str(port),
-                           "--connections", str(connections)], capture_output=True, text=True, cwd=ROOT, check=True)
+                           "--connections", str(connections), *options], capture_output=True, text=True, cwd=ROOT,
+                          check=True)
     return json.loads(done.stdout)
 
 

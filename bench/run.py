@@ -8,7 +8,9 @@ test; its figures are noisier), ``--output`` writes elsewhere, ``--json`` also d
 Benchmarks: (a)/(b) :mod:`bench.hotpath`, (c) :mod:`bench.issuance`, (d) :mod:`bench.status`,
 (e) :mod:`bench.qr_codec` (sizes from :mod:`bench.qr_size`), (f) :mod:`bench.issuer` (the issuer service
 under ``elicence serve --workers 2`` on SQLite and PostgreSQL, load from :mod:`bench.loadgen`), (g)
-:mod:`bench.wallet` (the wallet's QR code: in process, through the service, and over HTTP).
+:mod:`bench.wallet` (the wallet's QR code: in process, through the service, and over HTTP), (h)
+:mod:`bench.verifier` (counter scans through the verifier's HTTP API on two workers, at full and half
+rate, and the online request round trip answered by the deployment's wallet).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import hotpath, issuance, issuer, qr_codec, status, wallet
+from bench import hotpath, issuance, issuer, qr_codec, status, verifier, wallet
 from bench.timing import Stats, fmt_ns
 
 __all__ = ["main", "Goal"]
@@ -412,6 +414,55 @@ def _section_wallet(r: dict[str, Any]) -> tuple[list[str], list[Goal]]:
     return lines, goals
 
 
+def _section_verifier(r: dict[str, Any]) -> tuple[list[str], list[Goal]]:
+    full, half, trip = r["full"], r["half"], r["round_trip"]
+
+    def row(name: str, load: dict[str, Any]) -> str:
+        lat = load["latency_ms"]
+        return (f"| {name} | {load['requests']:,} | {_rate(load['per_second'])} | {lat['p50']:.1f} ms | "
+                f"{lat['p90']:.1f} ms | {lat['p99']:.1f} ms | {lat['max']:.0f} ms | "
+                f"{load['generator_cpu_seconds']:.1f} s of {load['seconds']:.1f} s |")
+
+    lines = [
+        "## (h) The verifier service: counter scans and online requests",
+        "",
+        f"`elicence serve --workers {r['workers']}` on {r['database']}"
+        + (f" ({r['note']})" if r["note"] else "")
+        + f"; load from `bench/loadgen.py` in its own process over {r['connections']} keep-alive connections. Each "
+        f"request is `POST /verifier/departments/{{slug}}/scans` with a fresh offline QR payload of a licence the "
+        f"wallet received over OpenID4VCI ({', '.join(r['disclose'])}; EL1 text of {r['payload_chars']} characters), "
+        "made beforehand as the wallet's \"show QR\" makes it, for the food business permit item: the full "
+        "verification (trust list, signature, disclosures, validity, key binding, freshness, status, replay row), "
+        "the materials exemption, a signed receipt, the verification and audit records. Every answer was a valid "
+        f"card; afterwards the database held {r['consistency']['verifications']:,} valid verification records and an "
+        f"unbroken audit chain. The machine has {r['cpus']} logical CPUs, shared by the generator, the workers and "
+        "the database.",
+        "",
+        "| load | scans | verified/s | p50 | p90 | p99 | max | generator CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        row("as fast as answered", full),
+        row(f"open loop at half that rate ({_rate(half['rate'])})", half),
+        "",
+        f"At half rate the latest send left {half['latest_send_ms']:.1f} ms after it was due (a late send would hide "
+        "queueing).",
+        "",
+        f"Online request round trip ({trip['n']} in sequence over one connection): the staff creates a request for "
+        "the item, the deployment's wallet inspects the `openid4vp://` link (fetches and checks the signed Request "
+        "Object) and answers with consent and the PIN (its `direct_post` to the verifier is verified before the "
+        f"wallet's answer returns), then the staff's result poll ({trip['polls']} polls in all).",
+        "",
+        "| round trip | p50 | p95 | max |",
+        "|---|---:|---:|---:|",
+        f"| create → wallet answers → result delivered | {trip['p50_ms']:.1f} ms | {trip['p95_ms']:.1f} ms | "
+        f"{trip['max_ms']:.1f} ms |",
+        "",
+        "| step | median |",
+        "|---|---:|",
+        *(f"| {name} | {ms:.1f} ms |" for name, ms in trip["steps_p50_ms"].items()),
+    ]
+    return lines, []
+
+
 def render(results: dict[str, Any], *, started: datetime, seconds: float, quick: bool) -> tuple[str, list[Goal]]:
     """The Markdown report and the goals it marks."""
     a, goals_a = _section_hotpath(results["hotpath"])
@@ -420,6 +471,7 @@ def render(results: dict[str, Any], *, started: datetime, seconds: float, quick:
     e, goals_e = _section_qr(results["qr"])
     f, goals_f = _section_issuer(results["issuer"]) if "issuer" in results else ([], [])
     g, goals_g = _section_wallet(results["wallet"]) if "wallet" in results else ([], [])
+    h, _ = _section_verifier(results["verifier"]) if "verifier" in results else ([], [])
     goals = goals_a + goals_c + goals_d + goals_e + goals_f + goals_g
     lines = [
         "# Benchmark results",
@@ -454,6 +506,8 @@ def render(results: dict[str, Any], *, started: datetime, seconds: float, quick:
         "",
         *g,
         "",
+        *h,
+        "",
     ]
     return "\n".join(lines), goals
 
@@ -476,6 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("issuer", lambda: issuer.run(credentials=300 if args.quick else 3000, bulk=2000 if args.quick else 100_000,
                                       revocations=10 if args.quick else 100)),
         ("wallet", lambda: wallet.run(quick=args.quick)),
+        ("verifier", lambda: verifier.run(quick=args.quick)),
     ]
     results: dict[str, Any] = {"machine": machine()}
     for name, step in steps:
