@@ -220,6 +220,11 @@ class OfferCreated:
         }
 
 
+#: How often a worker signs a status list again when other workers keep later signings of older versions
+#: meanwhile (each try signs after the kept one, so a second try is already rare).
+_STATUS_SIGNING_ATTEMPTS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class StatusToken:
     """A signed ``statuslist+jwt`` with what HTTP caching needs."""
@@ -296,7 +301,6 @@ class IssuerService:
         # Decrypted signers by kid: the key's state is read from the database on every use, so a key
         # retired or revoked by another worker stops signing here at once.
         self._signers: dict[str, Signer] = {}
-        self._status_cache: dict[int, tuple[str, StatusToken]] = {}  # list id -> (owner slug, token)
         self._authorities: dict[str, Authority] = {}
 
     # -- identifiers -------------------------------------------------------------------------------------
@@ -524,7 +528,6 @@ class IssuerService:
                 keystore.retire(old_kid, now=now)
             store.append_audit(tx, chain=slug, at=now, actor=_actor(operator), action="key.rotated", subject=kid,
                                details={"alg": alg, "retired": old})
-        self._status_cache.clear()
         return {"kid": kid, "retired": old}
 
     def compromise_key(self, operator: Operator, *, kid: str, reason: str = "") -> dict[str, Any]:
@@ -565,7 +568,6 @@ class IssuerService:
                                                       reason="licence_revoked", now=now)
                 entries.append(_status_entry(now, _actor(operator), updated, "licence_revoked"))
             store.append_audits(tx, chain=slug, entries=entries)
-        self._status_cache.clear()
         return {"kid": kid, "revoked_credentials": len(revoked), "new_kid": replacement}
 
     # -- registry records --------------------------------------------------------------------------------
@@ -1243,37 +1245,47 @@ class IssuerService:
     def status_token(self, slug: str, list_id: int) -> StatusToken:
         """The signed status list token; re-signed when the list changed or the key rotated. Raises ``NotFound``.
 
-        A list is served only under the authority that owns it (checked before its signing key is
-        looked up: an unknown authority is ``NotFound``, not ``NoSigningKey``). The ETag names the
+        The token is kept in the database and shared by every worker: a verifier's cache refuses a
+        token signed before the one it holds, so workers must not each serve their own signing of one
+        list, and a new signing is never dated before the kept one (workers' clocks differ a little).
+        A worker keeps its signing only if no later one was kept meanwhile (see
+        :func:`issuer.store.save_status_token`) and serves what is kept, which shows at least the version
+        it read. A list is served only under the authority that owns it (checked before its signing key
+        is looked up: an unknown authority is ``NotFound``, not ``NoSigningKey``). The ETag names the
         list, its version, the key and the signing time: a token re-signed before it expires is a new
-        representation, so a cache revalidating the old ETag gets the new token, not a 304.
+        representation, so a cache revalidating the old ETag gets the new token.
         """
-        now = self.now()
-        t = int(now.timestamp())
         lifetime = self.policy.status_token_lifetime
-        with unit_of_work(self._sessions, read_only=True) as tx:
-            version = store.get_list_version(tx, list_id=list_id)
-            if version is None:
-                raise NotFound(f"no status list {list_id}")
-            cached = self._status_cache.get(list_id)
-            if cached is not None:
-                owner, token = cached
-                # The owner of a list never changes: a cached token of this slug proves the list is its.
-                if owner == slug and token.version == version and 0 <= t - token.signed_at < lifetime // 2:
-                    if token.kid == self._signer(tx, slug).kid:
-                        return token
-            state = store.get_list(tx, list_id=list_id)
-            if state is None or state.info.authority != slug:
-                raise NotFound(f"no status list {list_id} at {slug!r}")
-            signer = self._signer(tx, slug)
-        token = sl.sign_status_list_token(
-            state.status_list(), signer=signer, sub=state.info.uri, iss=self.issuer_id(slug),
-            iat=t, exp=t + lifetime, ttl=self.policy.status_ttl,
-        )
-        signed = StatusToken(token, f'"{list_id}.{state.info.version}.{signer.kid[:8]}.{t}"', self.policy.status_ttl,
-                             state.info.version, t, signer.kid)
-        self._status_cache[list_id] = (slug, signed)
-        return signed
+        for _ in range(_STATUS_SIGNING_ATTEMPTS):
+            t = int(self.now().timestamp())
+            with unit_of_work(self._sessions, read_only=True) as tx:
+                head = store.get_list_head(tx, list_id=list_id)
+                if head is None or head.authority != slug:
+                    raise NotFound(f"no status list {list_id} at {slug!r}")
+                signer = self._signer(tx, slug)
+                kept = head.token
+                if kept is not None and kept.version == head.version and kept.kid == signer.kid \
+                        and t - kept.signed_at < lifetime // 2:
+                    return self._served_status(kept)
+                state = store.get_list(tx, list_id=list_id)
+                if state is None:
+                    raise NotFound(f"no status list {list_id} at {slug!r}")
+            iat = t if kept is None else max(t, kept.signed_at)
+            token = sl.sign_status_list_token(
+                state.status_list(), signer=signer, sub=state.info.uri, iss=self.issuer_id(slug),
+                iat=iat, exp=iat + lifetime, ttl=self.policy.status_ttl,
+            )
+            ours = store.SignedStatusToken(list_id, state.info.version, signer.kid, iat, token)
+            with unit_of_work(self._sessions) as tx:
+                kept = store.save_status_token(tx, ours)
+            if kept.version >= ours.version:
+                return self._served_status(kept)
+            # Another worker kept a later signing of an older version meanwhile: sign again after it.
+        return self._served_status(ours)
+
+    def _served_status(self, kept: store.SignedStatusToken) -> StatusToken:
+        etag = f'"{kept.list_id}.{kept.version}.{kept.kid[:8]}.{kept.signed_at}"'
+        return StatusToken(kept.token, etag, self.policy.status_ttl, kept.version, kept.signed_at, kept.kid)
 
     # -- audit -------------------------------------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -71,6 +72,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     and_,
     bindparam,
@@ -160,6 +162,10 @@ __all__ = [
     "set_status",
     "get_list",
     "get_list_version",
+    "SignedStatusToken",
+    "ListHead",
+    "get_list_head",
+    "save_status_token",
     "list_status_lists",
     # credentials
     "NewCredential",
@@ -424,6 +430,19 @@ class IssuerStatusList(IssuerBase):
     updated_at: Mapped[datetime]
 
 
+class IssuerStatusToken(IssuerBase):
+    """The list's last signed ``statuslist+jwt``, shared by every worker: a verifier's cache refuses a token
+    signed before the one it holds, so two workers must never serve two signings of one list."""
+
+    __tablename__ = "issuer_status_token"
+
+    list_id: Mapped[int] = mapped_column(ForeignKey("issuer_status_list.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)  # the list version it shows
+    kid: Mapped[str] = mapped_column(String(128))
+    signed_at: Mapped[int] = mapped_column(BigInteger)  # its iat
+    token: Mapped[str] = mapped_column(Text)
+
+
 class IssuerCredential(IssuerBase):
     __tablename__ = "issuer_credential"
     __table_args__ = (
@@ -530,6 +549,7 @@ _KEY = IssuerKey.__table__
 _KEK = IssuerKekCheck.__table__
 _RECORD = IssuerRecord.__table__
 _LIST = IssuerStatusList.__table__
+_LIST_TOKEN = IssuerStatusToken.__table__
 _CRED = IssuerCredential.__table__
 _OFFER = IssuerOffer.__table__
 _TOKEN = IssuerAccessToken.__table__
@@ -1603,6 +1623,63 @@ def get_list(session: Session, /, *, list_id: int) -> StatusListState | None:
 def get_list_version(session: Session, /, *, list_id: int) -> int | None:
     """Only the list's ``version`` (cheap: for ETag and signed-token cache checks), or ``None``."""
     return session.execute(select(_LIST.c.version).where(_LIST.c.id == list_id)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class SignedStatusToken:
+    """A signed ``statuslist+jwt`` of list ``list_id`` at ``version``, signed at ``signed_at`` (its iat) by ``kid``."""
+
+    list_id: int
+    version: int
+    kid: str
+    signed_at: int
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListHead:
+    """A list's owner and current version, and the token stored for it (perhaps of an older version)."""
+
+    authority: str
+    version: int
+    token: SignedStatusToken | None
+
+
+def get_list_head(session: Session, /, *, list_id: int) -> ListHead | None:
+    """The list's owner, version and stored token in one round trip, or ``None`` (no such list)."""
+    row = session.execute(
+        select(_LIST.c.authority_slug, _LIST.c.version, _LIST_TOKEN.c.version.label("token_version"),
+               _LIST_TOKEN.c.kid, _LIST_TOKEN.c.signed_at, _LIST_TOKEN.c.token)
+        .select_from(_LIST.outerjoin(_LIST_TOKEN, _LIST_TOKEN.c.list_id == _LIST.c.id))
+        .where(_LIST.c.id == list_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    token = None if row.token is None else SignedStatusToken(list_id, row.token_version, row.kid, row.signed_at,
+                                                              row.token)
+    return ListHead(row.authority_slug, row.version, token)
+
+
+def save_status_token(session: Session, /, token: SignedStatusToken) -> SignedStatusToken:
+    """Keep ``token`` as the list's token unless it would take the kept one back; returns the one kept.
+
+    It replaces the kept token only if it shows the same or a later version, was signed at the same
+    time or later, and differs in version, signing time or key: what every worker serves afterwards
+    never goes back in version or in ``iat``, so a verifier's cache never sees an older token after a
+    newer one."""
+    values = {"list_id": token.list_id, "version": token.version, "kid": _require_str("kid", token.kid, max_len=128),
+              "signed_at": token.signed_at, "token": token.token}
+    stmt = _dialect_insert(session, _LIST_TOKEN).values(values)
+    kept, ours = _LIST_TOKEN.c, stmt.excluded
+    later = and_(kept.version <= ours.version, kept.signed_at <= ours.signed_at,
+                 or_(kept.version < ours.version, kept.signed_at < ours.signed_at, kept.kid != ours.kid))
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[_LIST_TOKEN.c.list_id],
+        set_={c: getattr(ours, c) for c in ("version", "kid", "signed_at", "token")},
+        where=later,
+    ))
+    row = session.execute(select(_LIST_TOKEN).where(_LIST_TOKEN.c.list_id == token.list_id)).one()
+    return SignedStatusToken(row.list_id, row.version, row.kid, row.signed_at, row.token)
 
 
 def list_status_lists(session: Session, /, *, authority: str) -> tuple[StatusListInfo, ...]:

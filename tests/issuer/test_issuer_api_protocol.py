@@ -540,6 +540,43 @@ def test_acknowledged_status_change_is_in_the_next_status_token_served(api, acti
         assert api.status_list(uri).status(idx) == sl.VALID
 
 
+def test_every_worker_serves_the_one_kept_signing_so_a_verifiers_cache_never_goes_back(api):
+    # Two workers on one database; the second's clock is 30 s ahead, so a token of its own would be
+    # "newer" than the first worker's, and a verifier alternating between them would see a list go back
+    # in time and refuse it (status_unavailable).
+    from issuer.service import IssuerService
+
+    credential, _, _ = api.issue(1)
+    uri, idx = _status_uri(api, credential)
+    path = uri.removeprefix(api.PUBLIC_URL)
+    list_id = int(uri.rsplit("/", 1)[1])
+    ahead = type(api.clock)(api.clock.now + timedelta(seconds=30))
+    other = IssuerService(sessions=api.sessions, kek=api.service._kek, public_url=api.PUBLIC_URL, clock=ahead)
+    fetches: list[str] = []
+
+    def fetch(u: str) -> bytes:  # the workers take turns behind one address
+        fetches.append(u)
+        return api.client.get(path).content if len(fetches) % 2 else other.status_token(api.SLUG, list_id).token.encode()
+
+    keys = {k["kid"]: k for k in api.jwks()["keys"]}
+    cache = sl.StatusListCache(fetch, lambda iss, header: jws.public_key_from_jwk(keys[header["kid"]], alg=header["alg"]),
+                               clock=ahead.timestamp, max_age=1)
+    kept = other.status_token(api.SLUG, list_id)
+    served = api.client.get(path)
+    assert served.text == kept.token and served.headers["etag"] == kept.etag
+    for _ in range(4):  # a worker each time: the cache must accept every token it is given
+        assert cache.get(uri).status(idx) == sl.VALID
+        ahead.advance(2)
+        api.clock.advance(2)
+    assert len(fetches) == 4
+    # A change made through one worker is in the next token of every worker, signed once.
+    assert api.set_status(api.credential_id(credential), "suspend").status_code == 200
+    changed = api.client.get(path)
+    assert api.status_list(uri, changed).status(idx) == sl.SUSPENDED
+    assert other.status_token(api.SLUG, list_id).token == changed.text
+    assert cache.get(uri).status(idx) == sl.SUSPENDED
+
+
 def test_unknown_status_list_is_not_found(api):
     credential, _, _ = api.issue(1)
     uri, _ = _status_uri(api, credential)

@@ -18,6 +18,7 @@ ISSUER_TABLES = {
     "issuer_kek_check",
     "issuer_record",
     "issuer_status_list",
+    "issuer_status_token",
     "issuer_credential",
     "issuer_offer",
     "issuer_access_token",
@@ -41,7 +42,7 @@ def _differences(engine, metadata: MetaData) -> list:
 def test_migrated_schema_equals_the_models(empty_database_url):
     engine = make_engine(empty_database_url)
     try:
-        assert "issuer_0001" in migrate(engine)
+        assert "issuer_0002" in migrate(engine)
         assert {t for t in inspect(engine).get_table_names() if t.startswith("issuer_")} == ISSUER_TABLES
         assert _differences(engine, IssuerBase.metadata) == []
     finally:
@@ -71,14 +72,14 @@ def test_migrate_is_idempotent_and_reaches_every_head(empty_database_url):
         migrate(engine)
         migrate(engine)
         assert current_heads(engine) == target_heads()
-        assert "issuer_0001" in target_heads()
+        assert "issuer_0002" in target_heads()
     finally:
         engine.dispose()
 
 
 def test_the_issuer_branch_is_labelled():
     scripts = ScriptDirectory.from_config(alembic_config())
-    assert scripts.get_revision("issuer@head").revision == "issuer_0001"
+    assert scripts.get_revision("issuer@head").revision == "issuer_0002"
     assert "issuer" in scripts.get_revision("issuer_0001").branch_labels
 
 

@@ -204,6 +204,30 @@ def test_allocation_is_random_distinct_and_counted(world, sessions, kit):
         assert store.get_list_version(tx, list_id=999) is None
 
 
+def test_the_kept_status_token_never_goes_back_in_version_or_time(world, sessions, kit):
+    def save(version: int, signed_at: int, kid: str = "k1") -> tuple[int, int, str]:
+        with _tx(sessions) as tx:
+            kept = store.save_status_token(tx, store.SignedStatusToken(world.list_id, version, kid, signed_at,
+                                                                      f"token-{version}-{signed_at}-{kid}"))
+            head = store.get_list_head(tx, list_id=world.list_id)
+        assert head.token == kept and head.authority == world.slug
+        assert kept.token == f"token-{kept.version}-{kept.signed_at}-{kept.kid}"
+        return kept.version, kept.signed_at, kept.kid
+
+    with _tx(sessions) as tx:
+        assert store.get_list_head(tx, list_id=world.list_id).token is None
+        assert store.get_list_head(tx, list_id=999) is None
+    assert save(1, 100) == (1, 100, "k1")
+    assert save(1, 100) == (1, 100, "k1")  # the same signing again: one kept
+    assert save(1, 99) == (1, 100, "k1")  # signed earlier: refused
+    assert save(1, 160) == (1, 160, "k1")  # re-signed later
+    assert save(2, 150) == (1, 160, "k1")  # a later version dated earlier would go back in time: refused
+    assert save(2, 160) == (2, 160, "k1")  # a later version at the same time
+    assert save(1, 200) == (2, 160, "k1")  # an older version signed later: refused
+    assert save(2, 160, "k2") == (2, 160, "k2")  # the key rotated
+    assert save(3, 170, "k1") == (3, 170, "k1")
+
+
 def test_allocation_follows_the_given_rng(sessions, kit):
     w1 = kit.make_world(sessions, slug="a")
     w2 = kit.make_world(sessions, slug="b")
