@@ -145,7 +145,7 @@ def _server(env: dict[str, str], workdir: Path, workers: int) -> Iterator[str]:
 # ------------------------------------------------------------------------------------------ preparation
 
 
-def _records(service: Any, count: int, seed: int) -> list[str]:
+def _records(service: Any, count: int, seed: int, slug: str = SLUG) -> list[str]:
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < count:
@@ -153,22 +153,23 @@ def _records(service: Any, count: int, seed: int) -> list[str]:
         if claims["uscc"] not in seen:
             seen.add(claims["uscc"])
             rows.append((len(rows) + 1, TYPE, claims))
-    service.import_records(SLUG, service.validate_records(SLUG, rows), actor="bench")
+    service.import_records(slug, service.validate_records(slug, rows), actor="bench")
     return [claims["uscc"] for _, _, claims in rows]
 
 
-def _credential_requests(service: Any, usccs: list[str], holders: list[SoftwareSigner]) -> list[dict[str, Any]]:
+def _credential_requests(service: Any, usccs: list[str], holders: list[SoftwareSigner],
+                         slug: str = SLUG) -> list[dict[str, Any]]:
     """One ready credential request per record: offer, token and nonce made through the service itself."""
-    issuer_id = service.issuer_id(SLUG)
-    offers = service.create_offers_bulk(SLUG, type_name=TYPE, usccs=usccs, actor="bench")
-    path = f"/issuers/{SLUG}/credential"
+    issuer_id = service.issuer_id(slug)
+    offers = service.create_offers_bulk(slug, type_name=TYPE, usccs=usccs, actor="bench")
+    path = f"/issuers/{slug}/credential"
     out = []
     for i, offer in enumerate(offers):
         parsed = o4.parse_offer_uri(offer.offer_uri)
         assert isinstance(parsed, o4.CredentialOffer)
-        token = service.token(SLUG, {"grant_type": o4.PRE_AUTHORIZED_GRANT, "pre-authorized_code":
+        token = service.token(slug, {"grant_type": o4.PRE_AUTHORIZED_GRANT, "pre-authorized_code":
                                      parsed.pre_authorized_code, "tx_code": offer.tx_code})["access_token"]
-        nonce = service.nonce(SLUG)["c_nonce"]
+        nonce = service.nonce(slug)["c_nonce"]
         proof = o4.make_proof(holders[i % len(holders)], audience=issuer_id, nonce=nonce, iat=int(time.time()))
         body = json.dumps({"credential_configuration_id": TYPE, "proofs": {"jwt": [proof]}})
         out.append({"method": "POST", "path": path, "body": body,

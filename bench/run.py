@@ -10,7 +10,9 @@ Benchmarks: (a)/(b) :mod:`bench.hotpath`, (c) :mod:`bench.issuance`, (d) :mod:`b
 under ``elicence serve --workers 2`` on SQLite and PostgreSQL, load from :mod:`bench.loadgen`), (g)
 :mod:`bench.wallet` (the wallet's QR code: in process, through the service, and over HTTP), (h)
 :mod:`bench.verifier` (counter scans through the verifier's HTTP API on two workers, at full and half
-rate, and the online request round trip answered by the deployment's wallet).
+rate, and the online request round trip answered by the deployment's wallet), (i) :mod:`bench.system`
+(issue 6 at scale on PostgreSQL: issuance end to end over HTTP, a status list of 2^20 entries published,
+1,000,000 records issued in bulk with the database's size).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import hotpath, issuance, issuer, qr_codec, status, verifier, wallet
+from bench import hotpath, issuance, issuer, qr_codec, status, system, verifier, wallet
 from bench.timing import Stats, fmt_ns
 
 __all__ = ["main", "Goal"]
@@ -463,6 +465,62 @@ def _section_verifier(r: dict[str, Any]) -> tuple[list[str], list[Goal]]:
     return lines, []
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
+def _section_system(r: dict[str, Any]) -> tuple[list[str], list[Goal]]:
+    head = ["## (i) The whole system at scale, on PostgreSQL", ""]
+    if "skipped" in r:
+        return [*head, f"Skipped: {r['skipped']}."], []
+    e2e, big, bulk = r["end_to_end"], r["big_list"], r["bulk"]
+    lat, sizes = e2e["latency"], bulk["sizes"]
+    consistency = e2e["consistency"]
+    lines = [
+        *head,
+        "See `bench/system.py`. One fresh database for the three parts.",
+        "",
+        f"**Issuance end to end over HTTP**: `elicence serve --workers {e2e['workers']}`; for each of {e2e['flows']:,} "
+        "offers a client makes the token request (pre-authorised code and PIN), the nonce request, its ES256 key "
+        f"proof and the credential request, {e2e['concurrency']} flows at a time (asyncio + httpx in the benchmark's "
+        f"process: {e2e['client_cpu_seconds']:.1f} s of CPU in {e2e['seconds']:.1f} s, on the same two CPUs as the "
+        f"server and the database). Errors: {e2e['errors']}. Afterwards {consistency['credentials']:,} credentials "
+        f"with {consistency['distinct_status_slots']:,} distinct status slots and an "
+        f"{'unbroken' if consistency['audit_ok'] else 'BROKEN'} audit chain.",
+        "",
+        "| credentials/s | flow p50 | p95 | p99 | max |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {_rate(e2e['per_second'])} | {lat['p50_ms']:.0f} ms | {lat['p95_ms']:.0f} ms | {lat['p99_ms']:.0f} ms | "
+        f"{lat['max_ms']:.0f} ms |",
+        "",
+        f"**Status list publication with {big['entries']:,} entries** (one list of 2^20 two-bit entries, "
+        f"`elicence serve --workers 1`): the token is {big['token_bytes']:,} bytes ({big['token_gzip_bytes']:,} "
+        "gzipped) with the few credentials of this run set; a densely used list is larger (section (d) signs 10^6 "
+        "random entries; docs/DEPLOYMENT.md gives sizes at 1-5 % revoked).",
+        "",
+        "| step | p50 | p95 | max | n |",
+        "|---|---:|---:|---:|---:|",
+        f"| first `GET` (pack, compress, sign, store) | {big['first_get_ms']:.1f} ms | | | 1 |",
+        f"| `GET` of the stored token | {big['stored']['p50_ms']:.1f} ms | {big['stored']['p95_ms']:.1f} ms | "
+        f"{big['stored']['max_ms']:.1f} ms | {big['stored']['n']} |",
+        f"| revoke (acknowledged) → `GET` shows it (signed again) | {big['revocation']['p50_ms']:.1f} ms | "
+        f"{big['revocation']['p95_ms']:.1f} ms | {big['revocation']['max_ms']:.1f} ms | {big['revocation']['n']} |",
+        "",
+        f"**Bulk issuance of {bulk['records']:,} records**: `elicence issuer records generate` then `elicence issuer "
+        "issue-bulk` (its own process, progress bar "
+        f"{'shown' if bulk['progress_bar_seen'] else 'NOT shown'}): validate, import, one offer and PIN each.",
+        "",
+        "| records | time | records/s | peak RSS | database after | records table | offers table | audit table |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {bulk['records']:,} | {bulk['seconds']:.0f} s | {_rate(bulk['per_second'])} | "
+        f"{_mib(bulk['peak_rss_bytes'])} | {_mib(sizes['database'])} | {_mib(sizes['issuer_record'])} | "
+        f"{_mib(sizes['issuer_offer'])} | {_mib(sizes['issuer_audit'])} |",
+        "",
+        "Table sizes include their indexes and TOAST (`pg_total_relation_size`).",
+    ]
+    return lines, []
+
+
 def render(results: dict[str, Any], *, started: datetime, seconds: float, quick: bool) -> tuple[str, list[Goal]]:
     """The Markdown report and the goals it marks."""
     a, goals_a = _section_hotpath(results["hotpath"])
@@ -472,6 +530,7 @@ def render(results: dict[str, Any], *, started: datetime, seconds: float, quick:
     f, goals_f = _section_issuer(results["issuer"]) if "issuer" in results else ([], [])
     g, goals_g = _section_wallet(results["wallet"]) if "wallet" in results else ([], [])
     h, _ = _section_verifier(results["verifier"]) if "verifier" in results else ([], [])
+    i, _ = _section_system(results["system"]) if "system" in results else ([], [])
     goals = goals_a + goals_c + goals_d + goals_e + goals_f + goals_g
     lines = [
         "# Benchmark results",
@@ -508,6 +567,8 @@ def render(results: dict[str, Any], *, started: datetime, seconds: float, quick:
         "",
         *h,
         "",
+        *i,
+        "",
     ]
     return "\n".join(lines), goals
 
@@ -531,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       revocations=10 if args.quick else 100)),
         ("wallet", lambda: wallet.run(quick=args.quick)),
         ("verifier", lambda: verifier.run(quick=args.quick)),
+        ("system", lambda: system.run(bulk=5000 if args.quick else 1_000_000, revocations=5 if args.quick else 20,
+                                      flows=60 if args.quick else 1000)),
     ]
     results: dict[str, Any] = {"machine": machine()}
     for name, step in steps:
