@@ -79,6 +79,14 @@ LICENCE = get_type("business-licence")
 REQUESTED = (("uscc",), ("name",), ("registration", "domicile"))
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Each test starts at the time it runs: the library reads the real clock, and the suite may reach
+    this module minutes after importing it (request objects live 300 s)."""
+    global NOW
+    NOW = int(time.time())
+
+
 # --- node and the locked packages ------------------------------------------------------------------------
 
 
@@ -191,10 +199,11 @@ def wallet_presentation(request: vp.AuthorizationRequest, licence: Licence) -> s
                                   holder_signer=licence.holder, now=NOW + 2)
 
 
-def node_verify(node: str, created: dict[str, Any], form: dict[str, str], licence: Licence) -> NodeRun:
+def node_verify(node: str, created: dict[str, Any], form: dict[str, str], licence: Licence,
+                now: int | None = None) -> NodeRun:
     return run(node, "verifier.mjs", "verify", payload={
         "request_payload": created["request_payload"], "response": form,
-        "issuer_jwk": dict(licence.issuer.public_jwk), "now": NOW + 3})
+        "issuer_jwk": dict(licence.issuer.public_jwk), "now": NOW + 3 if now is None else now})
 
 
 def our_request(pki: Registrar, **kw: Any) -> vp.VerifierRequest:
@@ -486,7 +495,9 @@ def test_the_wallet_service_answers_the_node_verifier_over_http(node: str, pki: 
                   iat=NOW - DAY, exp=NOW + 365 * DAY)
     wallet.store_credential(user, credential=sd, vct=LICENCE.vct, issuer=ISS, configuration_id="business-licence",
                             holder_kid=key.kid, enterprise_id=enterprise.id, expires_at=NOW + 365 * DAY)
-    created = node_request(node, pki)
+    # The wallet service signs with the real clock, and this test may run minutes after NOW was read.
+    started = int(time.time())
+    created = node_request(node, pki, now=started)
     posted: dict[str, str] = {}
     app = FastAPI()
     verifier_site = APIRouter()
@@ -518,7 +529,8 @@ def test_the_wallet_service_answers_the_node_verifier_over_http(node: str, pki: 
         r = client.post("/wallet/requests/respond", headers=headers, json={
             "request_object": p["request_object"], "client_id": p["client_id"], "consent": True, "pin": "260817"})
         assert r.status_code == 200 and r.json()["outcome"] == "sent", r.text
-    result = node_verify(node, created, posted, licence).result()
+    result = node_verify(node, created, posted, licence, now=int(time.time())).result()
     [shown] = result["presentations"]["licence"]
     assert shown["kb"]["aud"] == CLIENT_ID and shown["kb"]["nonce"] == created["request_payload"]["nonce"]
+    assert started <= shown["kb"]["iat"] <= int(time.time())
     assert shown["claims"]["registration"] == {"domicile": licence.claims["registration"]["domicile"]}
