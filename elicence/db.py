@@ -9,6 +9,10 @@
   be upgraded. That is what makes "lock the row, then write" sequences of
   the stores (status index allocation, audit appends) safe on SQLite, which has no ``FOR UPDATE``.
   A session opened with :func:`read_only` uses a plain deferred ``BEGIN`` and never waits for writers.
+  PostgreSQL engines test each pooled connection before handing it out (``pool_pre_ping``) and give
+  up connecting after ``PG_CONNECT_TIMEOUT_S`` (unless the URL sets ``connect_timeout``): when the
+  server goes away requests fail fast (``elicence.faults`` answers them 503), and when it is back
+  the dead connections are replaced without a restart.
 - :func:`session_factory` makes sessions that do not expire objects on commit.
 - :func:`migrate` runs ``alembic upgrade heads`` programmatically (at start, and in tests) over one
   environment, ``elicence/migrations``, which includes each role's version folder with its branch
@@ -36,6 +40,7 @@ from sqlalchemy.pool import StaticPool
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_S",
+    "PG_CONNECT_TIMEOUT_S",
     "ROLE_SCHEMAS",
     "normalise_url",
     "make_engine",
@@ -50,6 +55,9 @@ __all__ = [
 
 #: How long a SQLite writer waits for the database lock before failing (seconds).
 SQLITE_BUSY_TIMEOUT_S = 30.0
+
+#: How long opening a PostgreSQL connection may take before it fails (seconds).
+PG_CONNECT_TIMEOUT_S = 5
 
 #: Each role's tables: (branch label, module holding its declarative base, base class name,
 #: package-relative version folder). Roles arriving later add a line here.
@@ -81,7 +89,9 @@ def make_engine(url: str | URL, *, echo: bool = False, pool_size: int = 5) -> En
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                         connect_args=connect_args)
 
 
 def _sqlite_engine(url: URL, *, echo: bool) -> Engine:

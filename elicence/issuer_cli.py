@@ -40,8 +40,12 @@ held in memory: what is kept is one batch and the USCCs with their lines.
 
 What a batched write cannot promise: a database failure (connection lost, disk full) in the middle of
 the writes leaves the batches before it committed. The command says how many; running it again is safe
-for ``records import`` (records are replaced by USCC). For ``issue-bulk`` the offers already created are
-in the offers file, which is kept.
+for ``records import`` (records are replaced by USCC). ``issue-bulk`` appends each batch's rows to the
+offers file and fsyncs it right after the batch commits, so a crash (even ``kill -9``) loses at most
+the PINs of the batch in flight, whose offers are committed but unlisted; ``issue-bulk --resume`` with
+the same arguments keeps the listed offers, withdraws the unlisted open ones (a PIN exists only as an
+HMAC in the database, so an unwritten one is lost) and offers those records anew: one open offer per
+record, each PIN in the file once.
 
 Exit codes: 0 done; 1 refused input (``elicence: <code>: line N: <reason>``), or the service refused;
 2 usage, settings, database or file-system problems.
@@ -53,6 +57,7 @@ import argparse
 import codecs
 import csv
 import hashlib
+import io
 import json
 import os
 import random
@@ -60,7 +65,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -757,8 +762,9 @@ def _validate_file(service: Any, authority: str, ctype: Any, path: str, fmt: str
 
 
 def _write_file(service: Any, authority: str, ctype: Any, path: str, fmt: str, batch: int, checked: _Checked,
-                show: bool, written: list[int]) -> float:
-    """Read the file again and import it in batches; each batch must be the one validated."""
+                show: bool, written: list[int], skip: Container[str] = ()) -> float:
+    """Read the file again and import it in batches; each batch must be the one validated. Records whose
+    USCC is in ``skip`` are counted as written but not imported again (a resumed bulk issuance)."""
     from issuer.store import RecordInput
 
     start = time.perf_counter()
@@ -768,10 +774,11 @@ def _write_file(service: Any, authority: str, ctype: Any, path: str, fmt: str, b
             if k >= len(checked.digests) or _digest(chunk)[0] != checked.digests[k]:
                 raise _refused("file_changed", f"{path} changed after it was validated (batch {k + 1}); "
                                f"{written[0]} records were written before it")
-            items = [RecordInput(ctype.vct, claims["uscc"], claims) for _, claims, _ in chunk]
-            service.import_records(authority, items, actor="cli")
-            written[0] += len(items)
-            bar.advance(len(items))
+            items = [RecordInput(ctype.vct, claims["uscc"], claims) for _, claims, _ in chunk if claims["uscc"] not in skip]
+            if items:
+                service.import_records(authority, items, actor="cli")
+            written[0] += len(chunk)
+            bar.advance(len(chunk))
     except FileMalformed as exc:
         raise _refused("file_changed", f"{path} changed after it was validated: {exc}") from None
     finally:
@@ -1010,11 +1017,62 @@ def offers_create(args: argparse.Namespace) -> int:
 OFFER_COLUMNS = ("uscc", "offer_id", "offer_reference_uri", "tx_code", "expires_at")
 
 
+def _sync(out: TextIO) -> None:
+    """Put what was written to ``out`` on disk (the rows of a committed batch must survive a crash)."""
+    out.flush()
+    os.fsync(out.fileno())
+
+
+def _reopen_offers(path: str, usccs: Mapping[str, int]) -> tuple[TextIO, dict[str, str]]:
+    """Open the offers file of an interrupted ``issue-bulk`` for appending; returns it and its rows
+    (USCC -> offer id). A torn last row (no line end: the process died while writing it) is cut off,
+    so its record is offered anew. Refuses (``offers_file_mismatch``) a file that is not an offers
+    file of this record file: another header, a row that does not parse, a USCC not in the record
+    file or listed twice."""
+    try:
+        fh = open(path, "r+", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise _usage(f"cannot open {path}: {exc.strerror}", "file_unwritable") from None
+    try:
+        os.fchmod(fh.fileno(), 0o600)
+        try:
+            text = fh.read()
+            whole = text[: text.rfind("\n") + 1]  # complete lines only
+            rows = list(csv.reader(io.StringIO(whole), strict=True))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _usage(f"{path} is not an offers file of issue-bulk ({exc})", "offers_file_mismatch") from None
+        if rows and tuple(rows[0]) != OFFER_COLUMNS:
+            raise _usage(f"{path} is not an offers file of issue-bulk (its header is not {','.join(OFFER_COLUMNS)})",
+                         "offers_file_mismatch")
+        done: dict[str, str] = {}
+        for line, row in enumerate(rows[1:], 2):
+            if len(row) != len(OFFER_COLUMNS) or row[0] not in usccs or row[0] in done:
+                why = ("is not an offers row" if len(row) != len(OFFER_COLUMNS) else
+                       f"lists USCC {row[0]} a second time" if row[0] in done else
+                       f"lists USCC {row[0]}, which is not in the record file")
+                raise _usage(f"{path}: line {line} {why}; it is not the offers file of this record file",
+                             "offers_file_mismatch")
+            done[row[0]] = row[1]
+        fh.seek(0)
+        fh.truncate(len(whole.encode("utf-8")))
+        fh.seek(0, os.SEEK_END)
+        if not rows:
+            csv.writer(fh, lineterminator="\n").writerow(OFFER_COLUMNS)
+        _sync(fh)
+    except BaseException:
+        fh.close()
+        raise
+    return fh, done
+
+
 @_run
 def issue_bulk(args: argparse.Namespace) -> int:
     """``elicence issuer issue-bulk``."""
-    if os.path.lexists(args.out):
-        raise _usage(f"{args.out} exists; refusing to overwrite an offers file", "file_exists")
+    resume = args.resume
+    reopen = resume and os.path.lexists(args.out)
+    if os.path.lexists(args.out) and not resume:
+        raise _usage(f"{args.out} exists; refusing to overwrite an offers file (to finish the job it belongs to, "
+                     "run the same command with --resume)", "file_exists")
     service, ctype, fmt = _prepare_import(args)
     _check_expires_in(service, args.expires_in)
     # The PINs travel by post or SMS from a list: the service's default (half an hour, for an offer
@@ -1023,34 +1081,44 @@ def issue_bulk(args: argparse.Namespace) -> int:
     show = _progress_enabled(args)
     started = time.perf_counter()
     checked = _validate_file(service, args.authority, ctype, args.file, fmt, args.batch, show)
-    out = _open_new(args.out)
+    if reopen:
+        out, done = _reopen_offers(args.out, checked.usccs)
+    else:
+        out, done = _open_new(args.out), {}
+        csv.writer(out, lineterminator="\n").writerow(OFFER_COLUMNS)
+        _sync(out)
+    todo = [u for u in checked.usccs if u not in done]
     written, offered = [0], 0
     try:
         with out:
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(OFFER_COLUMNS)
-            import_seconds = _write_file(service, args.authority, ctype, args.file, fmt, args.batch, checked, show, written)
+            import_seconds = _write_file(service, args.authority, ctype, args.file, fmt, args.batch, checked, show,
+                                         written, skip=done)
             t0 = time.perf_counter()
-            bar = Progress("offering  ", total=checked.count, enabled=show)
+            bar = Progress("offering  ", total=len(todo), enabled=show)
             try:
-                for usccs in _batched(checked.usccs, args.batch):
+                for usccs in _batched(todo, args.batch):
+                    # On resume, an open offer of one of these records is one whose PIN never reached the
+                    # file (the process died between the commit and the write): withdrawn, then made anew.
                     offers = service.create_offers_bulk(args.authority, type_name=ctype.slug, usccs=usccs,
-                                                        expires_in=expires_in, actor="cli")
+                                                        expires_in=expires_in, actor="cli", replace_open=resume)
                     writer.writerows((o.uscc, o.offer_id, o.offer_reference_uri, o.tx_code, _iso(o.expires_at))
                                      for o in offers)
+                    _sync(out)
                     offered += len(offers)
                     bar.advance(len(offers))
             finally:
                 bar.close()
             offer_seconds = time.perf_counter() - t0
     except BaseException:
-        if offered == 0:
+        if offered == 0 and not done:
             Path(args.out).unlink(missing_ok=True)
-        print(f"elicence: stopped after {written[0]} of {checked.count} records written and {offered} offers "
-              f"created" + (f" (listed in {args.out})" if offered else ""), file=sys.stderr)
+        print(f"elicence: stopped after {written[0]} of {checked.count} records written and {len(done) + offered} "
+              f"offers listed in {args.out}; finish with the same command and --resume", file=sys.stderr)
         raise
     total = time.perf_counter() - started
-    print(f"issued {offered} {ctype.slug} offers for {args.authority} in {total:.1f} s ({_rate(offered, total)})")
+    kept = f"; {len(done)} kept from the interrupted run" if resume else ""
+    print(f"issued {offered} {ctype.slug} offers for {args.authority} in {total:.1f} s ({_rate(offered, total)}{kept})")
     print(f"  validation {checked.seconds:.1f} s, records {import_seconds:.1f} s, offers {offer_seconds:.1f} s")
     print(f"  offers with their PINs: {args.out} (mode 0600; deliver each PIN out of band)")
     return EXIT_OK
@@ -1156,9 +1224,18 @@ def add_issuer_commands(subparsers: Any) -> argparse.ArgumentParser:
                    "Bulk issuance: validate every record of FILE (nothing is written if one is bad), import them, "
                    "and create one credential offer per record, in batches. Writes OUT (CSV: uscc, offer_id, "
                    "offer_reference_uri, tx_code, expires_at) with mode 0600, since it holds the PINs the authority "
-                   "delivers out of band. Prints the total time and rate. " + _SETTINGS_NOTE, issue_bulk)
+                   "delivers out of band; each batch's rows are written and synced to disk as soon as the batch "
+                   "commits, so an interrupted run (even kill -9) is finished by the same command with --resume. "
+                   "Prints the total time and rate. " + _SETTINGS_NOTE, issue_bulk)
     _add_file_options(bulk)
-    bulk.add_argument("--out", required=True, metavar="OFFERS.csv", help="the offers file to create (never overwritten)")
+    bulk.add_argument("--out", required=True, metavar="OFFERS.csv",
+                      help="the offers file to create (never overwritten; see --resume)")
+    bulk.add_argument("--resume", action="store_true",
+                      help="finish an interrupted run (killed, database lost) of the same FILE: the rows already in "
+                      "OUT are kept (a torn last row is dropped), records are imported and offered only where OUT has "
+                      "no row, and an open offer of such a record is withdrawn first, since its PIN never reached "
+                      "OUT. Refused if OUT is not an offers file of FILE; if OUT is missing, every record is offered "
+                      "(withdrawing its open offers)")
     bulk.add_argument("--expires-in", type=int, metavar="SECONDS",
                       help="offer lifetime (default: the longest allowed, 30 days, since the PINs go by post; min 60)")
     return issuer

@@ -729,9 +729,14 @@ class IssuerService:
         return created
 
     def create_offers_bulk(
-        self, authority: str, *, type_name: str, usccs: Sequence[str], expires_in: int | None = None, actor: str = "cli"
+        self, authority: str, *, type_name: str, usccs: Sequence[str], expires_in: int | None = None, actor: str = "cli",
+        replace_open: bool = False,
     ) -> list[OfferCreated]:
-        """One offer per record, in one transaction (the CLI's bulk issuance); raises ``NotFound``."""
+        """One offer per record, in one transaction (the CLI's bulk issuance); raises ``NotFound``.
+
+        ``replace_open``: the records' offers still open are withdrawn in the same transaction (audited
+        ``offer.withdrawn``, reason ``replaced``), so each record is left with the one offer made here.
+        """
         auth = self.authority(authority)
         ctype = self._issued_type(auth, type_name)
         ttl = self._offer_ttl(expires_in)
@@ -754,8 +759,13 @@ class IssuerService:
                 out.append(OfferCreated(offer_id, auth.slug, ctype.slug, uscc,
                                         o4.offer_uri(self._offer_value(auth, ctype.slug, code)),
                                         o4.offer_reference_uri(reference), reference, pin, now + timedelta(seconds=ttl)))
+            withdrawn = []
+            if replace_open:
+                for stale in store.open_offers_of_records(tx, record_ids=list(records.values())):
+                    store.set_offer_state(tx, offer_id=stale.id, state=store.OfferState.WITHDRAWN, now=now)
+                    withdrawn.append(store.AuditEntry(now, actor, "offer.withdrawn", stale.id, {"reason": "replaced"}))
             store.insert_offers(tx, offers=rows, now=now)
-            store.append_audits(tx, chain=auth.slug, entries=[
+            store.append_audits(tx, chain=auth.slug, entries=withdrawn + [
                 store.AuditEntry(now, actor, "offer.created", o.offer_id, {"uscc": o.uscc, "vct": ctype.vct}) for o in out
             ])
         return out
@@ -1309,9 +1319,11 @@ class IssuerService:
     ) -> tuple[int, dict[str, Any], bool]:
         """Run ``run`` at most once per (operator, ``Idempotency-Key``); returns (status, body, replayed).
 
-        The outcome is stored after ``run`` commits; a retry with the same key and the same request
-        gets the stored outcome, with another request ``IdempotencyConflict``. Two requests with one
-        key racing: the second to store sees the first's outcome.
+        ``run``'s units of work and the stored outcome commit as one transaction (:func:`store.joined`):
+        a request that fails anywhere, the commit included, leaves neither, and its retry runs afresh;
+        one whose commit succeeded but whose answer was lost gets the stored outcome on retry. A retry
+        with the same key and another request gets ``IdempotencyConflict``. Two requests with one key
+        racing: the second to store rolls its work back and answers with the first's outcome.
         """
         if key is None:
             status, body = run()
@@ -1325,14 +1337,20 @@ class IssuerService:
             if stored.request_hash != request_hash:
                 raise IdempotencyConflict()
             return stored.status_code, self._unseal(stored.response, operator.id, key, request_hash), True
-        status, body = run()
-        with unit_of_work(self._sessions) as tx:
-            record, mine = store.put_idempotency(tx, operator_id=operator.id, key=key, request_hash=request_hash,
-                                                 status_code=status, response=self._seal(body, operator.id, key,
-                                                                                          request_hash), now=self.now())
-        if not mine and record.request_hash != request_hash:
-            raise IdempotencyConflict()
-        return record.status_code, self._unseal(record.response, operator.id, key, request_hash), not mine
+        try:
+            with unit_of_work(self._sessions) as tx, store.joined(self._sessions, tx):
+                status, body = run()
+                record, mine = store.put_idempotency(tx, operator_id=operator.id, key=key, request_hash=request_hash,
+                                                     status_code=status, response=self._seal(body, operator.id, key,
+                                                                                              request_hash), now=self.now())
+                if not mine:
+                    raise _Raced(record)
+        except _Raced as raced:  # rolled back: the first request's outcome stands
+            record = raced.record
+            if record.request_hash != request_hash:
+                raise IdempotencyConflict() from None
+            return record.status_code, self._unseal(record.response, operator.id, key, request_hash), True
+        return status, body, False
 
     # A stored outcome can hold an offer's PIN: it is kept sealed (AES-256-GCM under a KEK-derived key,
     # bound to its operator, key and request), so the database alone does not reveal it.
@@ -1353,6 +1371,14 @@ class IssuerService:
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+
+
+class _Raced(Exception):
+    """Another request stored an outcome under the same Idempotency-Key first (rolls this one back)."""
+
+    def __init__(self, record: store.IdempotencyRecord) -> None:
+        super().__init__("idempotency key stored by another request")
+        self.record = record
 
 
 def _end_of_day(day: date) -> datetime:

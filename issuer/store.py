@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import enum
 import hashlib
 import json
@@ -130,6 +131,7 @@ __all__ = [
     "Page",
     # transactions
     "unit_of_work",
+    "joined",
     # authorities and operators
     "create_authority",
     "get_authority",
@@ -188,6 +190,7 @@ __all__ = [
     "insert_offers",
     "get_offer",
     "open_offers_of_record",
+    "open_offers_of_records",
     "find_offer_by_code",
     "claim_pin_attempt",
     "redeem_offer",
@@ -920,8 +923,9 @@ def _require_aware(name: str, value: Any) -> datetime:
 
 
 def _require_str(name: str, value: Any, *, max_len: int, empty: bool = False) -> str:
-    if not isinstance(value, str) or (not empty and not value) or len(value) > max_len:
-        raise InvalidValue(f"{name} must be a{'' if empty else ' non-empty'} string of at most {max_len} characters")
+    if not isinstance(value, str) or (not empty and not value) or len(value) > max_len or "\x00" in value:
+        raise InvalidValue(f"{name} must be a{'' if empty else ' non-empty'} string of at most {max_len} characters, "
+                           "without NUL")
     return value
 
 
@@ -982,13 +986,34 @@ def _check_limit(limit: int) -> int:
 # --- transactions ---------------------------------------------------------------------------------------
 
 
+_JOINED: contextvars.ContextVar[tuple[Any, Session] | None] = contextvars.ContextVar("issuer_joined", default=None)
+
+
+@contextlib.contextmanager
+def joined(session_factory: sessionmaker[Session], session: Session) -> Iterator[None]:
+    """Inside the block, every :func:`unit_of_work` on ``session_factory`` (in this thread or task) runs
+    in ``session``'s transaction: work written as several units commits or fails as one (an
+    idempotent request's work together with its stored outcome)."""
+    token = _JOINED.set((session_factory, session))
+    try:
+        yield
+    finally:
+        _JOINED.reset(token)
+
+
 @contextlib.contextmanager
 def unit_of_work(session_factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
     """One transaction: yields a session, commits when the block ends, rolls back if it raises.
 
     Compose repository calls inside it so that they commit together. ``read_only=True`` starts a
     deferred transaction on SQLite (no write lock, never waits for writers) and rolls back at the end.
+    Inside :func:`joined` on the same factory it is the joined transaction instead, which the
+    caller of :func:`joined` commits or rolls back.
     """
+    outer = _JOINED.get()
+    if outer is not None and outer[0] is session_factory:
+        yield outer[1]
+        return
     with session_factory() as session:
         if read_only:
             session.connection(execution_options={_READ_ONLY_OPTION: True})
@@ -2095,6 +2120,21 @@ def open_offers_of_record(session: Session, /, *, record_id: str) -> tuple[Offer
         .order_by(_OFFER.c.created_at, _OFFER.c.id)
     )
     return tuple(_offer(r) for r in rows)
+
+
+def open_offers_of_records(session: Session, /, *, record_ids: Sequence[str], chunk: int = 500) -> tuple[Offer, ...]:
+    """The open offers (as :func:`open_offers_of_record`) of any of ``record_ids``, by record then age."""
+    out: list[Offer] = []
+    wanted = list(dict.fromkeys(record_ids))
+    for start in range(0, len(wanted), chunk):
+        rows = session.execute(
+            select(_OFFER)
+            .where(_OFFER.c.record_id.in_(wanted[start : start + chunk]),
+                   _OFFER.c.state.in_([OfferState.OFFERED.value, OfferState.REDEEMED.value]))
+            .order_by(_OFFER.c.record_id, _OFFER.c.created_at, _OFFER.c.id)
+        )
+        out.extend(_offer(r) for r in rows)
+    return tuple(out)
 
 
 def find_offer_by_code(session: Session, /, *, code_hash: str) -> Offer | None:
