@@ -53,7 +53,7 @@ from keys.jwk import b64u_encode
 from keys.signer import SoftwareSigner
 from schemas.synthetic import generate_business_licence
 
-__all__ = ["run", "POSTGRES_URL_ENV"]
+__all__ = ["run", "POSTGRES_URL_ENV", "import_synthetic_records"]
 
 POSTGRES_URL_ENV = "ELICENCE_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/elicence_bench"
@@ -145,7 +145,8 @@ def _server(env: dict[str, str], workdir: Path, workers: int) -> Iterator[str]:
 # ------------------------------------------------------------------------------------------ preparation
 
 
-def _records(service: Any, count: int, seed: int, slug: str = SLUG) -> list[str]:
+def import_synthetic_records(service: Any, count: int, seed: int, slug: str = SLUG) -> list[str]:
+    """Import ``count`` synthetic business-licence records with distinct USCCs into ``slug``; their USCCs."""
     rng = random.Random(seed)
     rows, seen = [], set()
     while len(rows) < count:
@@ -333,7 +334,7 @@ def _one_database(kind: str, database_url: str, *, credentials: int, connections
                                  types=(TYPE,), region="310000", actor="bench")
         api_key = service.create_operator(authority=SLUG, name="bench", actor="bench").api_key
         t0 = time.perf_counter()
-        usccs = _records(service, credentials + BREAKDOWN, seed=11)
+        usccs = import_synthetic_records(service, credentials + BREAKDOWN, seed=11)
         holders = [SoftwareSigner.generate() for _ in range(64)]
         requests = _credential_requests(service, usccs, holders)
         prepare_s = time.perf_counter() - t0

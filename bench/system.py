@@ -78,7 +78,7 @@ def _big_list(service: Any, env: dict[str, str], workdir: Path, revocations: int
                              types=(fbench.TYPE,), region="310000", status_list_size=BIG_LIST, actor="bench")
     api_key = service.create_operator(authority=BIG, name="bench", actor="bench").api_key
     operator = service.authenticate(api_key, authority=BIG)
-    usccs = fbench._records(service, revocations + 2, seed=23, slug=BIG)
+    usccs = fbench.import_synthetic_records(service, revocations + 2, seed=23, slug=BIG)
     for r in fbench._credential_requests(service, usccs, [SoftwareSigner.generate()], slug=BIG):
         service.credential(BIG, authorization=r["headers"]["Authorization"], body=json.loads(r["body"]))
     rows = service.list_credentials(operator, limit=revocations + 2).items
@@ -148,7 +148,7 @@ async def _flows(base: str, offers: list[Any], issuer_id: str, concurrency: int)
 def _end_to_end(service: Any, env: dict[str, str], workdir: Path, count: int, concurrency: int,
                 workers: int) -> dict[str, Any]:
     api_key = service.create_operator(authority=fbench.SLUG, name="bench-e2e", actor="bench").api_key
-    usccs = fbench._records(service, count, seed=31)
+    usccs = fbench.import_synthetic_records(service, count, seed=31)
     offers = service.create_offers_bulk(fbench.SLUG, type_name=fbench.TYPE, usccs=usccs, actor="bench")
     before = len(fbench._all_credentials(service, service.authenticate(api_key, authority=fbench.SLUG)))
     with fbench._server(env, workdir, workers) as base:
