@@ -17,8 +17,10 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/elicence serve $(RUN_ARGS)
 
+# The story over HTTP against the service `make run` started (in another shell); DEMO_ARGS=--start runs
+# it against a server of its own, DEMO_ARGS=--offline the command-line scenario (files in var/demo).
 demo: $(STAMP)
-	$(BIN)/elicence demo --workdir var/demo
+	$(BIN)/elicence demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -214,11 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_command(sub)
     demo_cmd = sub.add_parser(
         "demo",
-        help="run the end-to-end scenario",
-        description="Issue a licence, present three claims as a QR image, decode and verify it, revoke the "
-        "licence, verify again and see 'revoked'. Files are left in --workdir.",
+        help="tell the whole story to a running deployment (or, --offline, to the toolbox)",
+        description="Drive a running 'elicence serve' (make run) end to end over HTTP: issue a licence, receive "
+        "it in a wallet, show it as a QR code, scan it at the demo department (materials exempt), log in to the "
+        "sample portal, authorise a staff member, revoke the licence, scan again and see 'revoked'. One line per "
+        "step; exit 1 naming the step that failed. The demo keys are read from --var as 'elicence serve' wrote "
+        "them. With --offline: the command-line scenario of the credential core (keys, trust and status lists, "
+        "issue, QR image, verify, revoke), no server, files left in --workdir.",
     )
-    demo_cmd.add_argument("--workdir", default="var/demo", metavar="DIR", help="where to write the files (default var/demo)")
+    where = demo_cmd.add_mutually_exclusive_group()
+    where.add_argument("--url", metavar="URL", help="the deployment (default ELICENCE_PUBLIC_URL, else "
+                       "http://127.0.0.1:<ELICENCE_PORT or 8000>, where make run listens)")
+    demo_cmd.add_argument("--var", default="var", metavar="DIR", help="where that deployment keeps "
+                          "demo-operators.json and demo-staff.json (default var)")
+    where.add_argument("--start", action="store_true", help="start an 'elicence serve' of its own (demo mode, "
+                       "SQLite, ELICENCE_* variables ignored) in a temporary directory, and stop it at the end")
+    where.add_argument("--offline", action="store_true", help="the offline command-line scenario instead")
+    demo_cmd.add_argument("--workdir", metavar="DIR", help="where the offline scenario writes its files (default "
+                          "var/demo; implies --offline)")
     demo_cmd.set_defaults(handler=demo.run_demo)
     return parser
 

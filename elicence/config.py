@@ -14,6 +14,9 @@ variable                   default                                     productio
                            created once (0600)                         publishes no trust list
 ``ELICENCE_CATALOGUE_DIR`` the shipped ``verifier/catalogue/``         optional: a directory whose ``*.json``
                                                                        service items replace the shipped ones
+``ELICENCE_STATUS_TTL``    ``60``                                      1 to 3600 seconds: how long verifiers
+                                                                       may cache a served status list (its
+                                                                       ``ttl`` and ``Cache-Control`` max-age)
 =========================  ==========================================  ======================================
 
 Demo mode accepts the embedded defaults; production mode refuses every placeholder with a message
@@ -50,7 +53,9 @@ __all__ = [
     "PUBLIC_URL_ENV",
     "TRUST_KEY_FILE_ENV",
     "CATALOGUE_DIR_ENV",
+    "STATUS_TTL_ENV",
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_STATUS_TTL",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "Mode",
@@ -65,6 +70,9 @@ PORT_ENV = "ELICENCE_PORT"
 PUBLIC_URL_ENV = "ELICENCE_PUBLIC_URL"
 TRUST_KEY_FILE_ENV = "ELICENCE_TRUST_OPERATOR_KEY_FILE"
 CATALOGUE_DIR_ENV = "ELICENCE_CATALOGUE_DIR"
+STATUS_TTL_ENV = "ELICENCE_STATUS_TTL"
+#: Seconds a verifier may cache a status list: the longest a revocation stays unseen at a counter.
+DEFAULT_STATUS_TTL = 60
 
 DEFAULT_DATABASE_URL = "sqlite:///var/elicence.db"
 DEFAULT_HOST = "127.0.0.1"
@@ -119,6 +127,8 @@ class Settings:
     trust_key_file: Path | None = None
     #: The deployment's own service item catalogue (every ``*.json`` in it); ``None``: the shipped one.
     catalogue_dir: Path | None = None
+    #: The ``ttl`` of the served status list tokens (seconds).
+    status_ttl: int = DEFAULT_STATUS_TTL
     _kek_inline: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -170,6 +180,11 @@ class Settings:
         if catalogue_dir is not None and not (catalogue_dir.is_dir() and any(catalogue_dir.glob("*.json"))):
             problems.append(f"{CATALOGUE_DIR_ENV}={catalogue_text!r}: not a directory of service item files (*.json)")
 
+        ttl_text = env.get(STATUS_TTL_ENV, "").strip()
+        status_ttl = int(ttl_text) if ttl_text.isdigit() and 1 <= int(ttl_text) <= 3600 else DEFAULT_STATUS_TTL
+        if ttl_text and not (ttl_text.isdigit() and 1 <= int(ttl_text) <= 3600):
+            problems.append(f"{STATUS_TTL_ENV}={ttl_text!r}: a whole number of seconds from 1 to 3600")
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -184,6 +199,7 @@ class Settings:
             trust_key_file=Path(env[TRUST_KEY_FILE_ENV].strip()) if env.get(TRUST_KEY_FILE_ENV, "").strip()
             else None if production else var / "trust-operator.jwk",
             catalogue_dir=catalogue_dir,
+            status_ttl=status_ttl,
             _kek_inline=kek_inline,
         )
 

@@ -1,7 +1,9 @@
-"""``elicence demo``: the end-to-end scenario, told through the real CLI commands.
+"""``elicence demo``: the story over HTTP against a running deployment (:mod:`elicence.story`), or, with
+``--offline``, the scenario of the credential core told through the real CLI commands.
 
-Each step prints the command line it runs and runs it through :func:`elicence.cli.main`, so the demo
-is also a check that the toolbox does what the README says. Files are left in the work directory.
+Offline, each step prints the command line it runs and runs it through :func:`elicence.cli.main`, so
+the demo is also a check that the toolbox does what the README says. Files are left in the work
+directory (``--workdir``, which implies ``--offline``; default ``var/demo``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import json
 import random
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 from schemas.synthetic import generate_business_licence
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "run_offline", "OFFLINE_WORKDIR"]
+
+OFFLINE_WORKDIR = "var/demo"
 
 ISSUER = "https://amr.sh.example.gov.cn"
 STATUS_URI = ISSUER + "/status/1"
@@ -47,8 +52,26 @@ def _run(argv: Sequence[str], *, expect: int = 0, capture: bool = False) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run the scenario in ``args.workdir`` (emptied first); returns 0 when every step behaved."""
-    work = Path(args.workdir)
+    """Handler of ``elicence demo``: the HTTP story (against ``--url``, or a server of its own with
+    ``--start``), or the offline scenario (``--offline`` or ``--workdir``); 0 when every step behaved."""
+    if args.workdir is not None and (args.start or args.url):
+        print("elicence demo: error: --workdir is for the offline scenario, not with --start or --url", file=sys.stderr)
+        return 2
+    if args.offline or args.workdir is not None:
+        return run_offline(Path(args.workdir or OFFLINE_WORKDIR))
+    from elicence import story  # needs the server extra (httpx); the offline scenario does not
+
+    if args.start:
+        try:
+            return story.run_started()
+        except RuntimeError as exc:  # the server did not start
+            print(f"elicence demo: {exc}", file=sys.stderr)
+            return 1
+    return story.run_story(args.url or story.default_url(), Path(args.var))
+
+
+def run_offline(work: Path) -> int:
+    """Run the offline scenario in ``work`` (emptied first); returns 0 when every step behaved."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

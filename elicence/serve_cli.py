@@ -5,7 +5,8 @@ Settings come from the environment (:mod:`elicence.config`); ``--port`` and ``--
 authorities and an operator each (:func:`elicence.app.seed_demo`), the demo department with a staff
 member, and the sample portal ``/portal`` registered as its OpenID Connect client
 (:func:`elicence.app.seed_demo_portal`); the start-up banner prints
-where the endpoints and the API documentation are, with the demo operators' API keys.
+where the endpoints, the API documentation (the issuer's admin API among it) and the pages are (wallet
+demo page, department scan page, sample portal), with the demo operators' and staff's API keys.
 
 The server extra (FastAPI, SQLAlchemy, uvicorn) is imported when the command runs, so the CLI's
 other commands keep working in the lean (verifier SDK) install.
@@ -99,17 +100,25 @@ def serve(args: argparse.Namespace) -> int:
 
 def _banner(settings: Any, where: dict[str, Any], operators: list[Any], staff: list[Any] = (), *,
             verifier: bool = False, portal: bool = False) -> None:
+    from elicence.pages import DEPARTMENT_PAGE_PATH, WALLET_PAGE_PATH
+    from elicence.portal import PORTAL_PATH
+    from issuer.api import admin_router
+
     described = settings.describe()
+    url = settings.public_url
     print(f"eLicence {described['mode']} deployment: database {described['database']}, KEK {described['kek']}")
-    print(f"listening on http://{settings.host}:{settings.port}  (public URL {settings.public_url})")
+    print(f"listening on http://{settings.host}:{settings.port}  (public URL {url})")
     print(f"  OpenAPI document  {where['openapi']}")
     print(f"  API docs          {where['docs']}")
-    print(f"  wallet API        {settings.public_url}/wallet  (register: POST /wallet/accounts)")
-    print(f"  wallet demo page  {settings.public_url}/wallet/demo")
+    print(f"  issuer admin docs {where['docs']}  (section \"{admin_router.tags[0]}\"; Authorize with an operator key)")
+    print(f"  wallet API        {url}/wallet  (register: POST /wallet/accounts)")
+    print(f"  wallet demo page  {url}{WALLET_PAGE_PATH}")
     if verifier:
-        print(f"  verifier API      {settings.public_url}/verifier  (service items: GET /verifier/items)")
+        print(f"  verifier API      {url}/verifier  (service items: GET /verifier/items)")
+        desk = f"{url}{DEPARTMENT_PAGE_PATH}" + (f"?department={staff[0].department}" if staff else "")
+        print(f"  department page   {desk}  (窗口核验: scan a QR code; sign in with a staff key)")
     if portal:
-        print(f"  sample portal     {settings.public_url}/portal  (log in with e-licence; its client in {settings.var_dir}/demo-portal.json)")
+        print(f"  sample portal     {url}{PORTAL_PATH}  (log in with e-licence; its client in {settings.var_dir}/demo-portal.json)")
     if settings.trust_key_file is not None:
         print(f"  trust list        {settings.public_url}/trust/list  (operator key: /trust/operator.jwk)")
     for slug, info in where["authorities"].items():

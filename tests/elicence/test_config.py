@@ -31,6 +31,15 @@ def test_demo_defaults(tmp_path):
     assert s.database_url == "sqlite:///var/elicence.db"
     assert (s.host, s.port, s.public_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
     assert s.kek_file == tmp_path / "kek" and s.kek_generated
+    assert s.status_ttl == 60
+
+
+def test_the_status_ttl_reaches_the_served_tokens(tmp_path):
+    from elicence.app import open_issuer
+
+    settings = Settings.from_env({"ELICENCE_STATUS_TTL": "7", "ELICENCE_DATABASE_URL": f"sqlite:///{tmp_path}/e.db"},
+                                 var_dir=tmp_path)
+    assert settings.status_ttl == 7 and open_issuer(settings).policy.status_ttl == 7
 
 
 def test_the_port_moves_the_default_public_url(tmp_path):
@@ -103,6 +112,9 @@ def test_production_refuses_every_placeholder_at_once(tmp_path):
         ({"ELICENCE_KEK": b64(bytes(32))}, "placeholder"),
         ({"ELICENCE_KEK": "not base64 !"}, "ELICENCE_KEK is not base64url"),
         ({"ELICENCE_KEK_FILE": "/nonexistent/kek"}, "does not exist"),
+        ({"ELICENCE_STATUS_TTL": "0"}, "ELICENCE_STATUS_TTL='0'"),
+        ({"ELICENCE_STATUS_TTL": "3601"}, "from 1 to 3600"),
+        ({"ELICENCE_STATUS_TTL": "1.5"}, "ELICENCE_STATUS_TTL='1.5'"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, env, fragment):
