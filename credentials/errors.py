@@ -54,7 +54,8 @@ claims of the key binding JWT); its subclasses name the precise failure.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from http import HTTPStatus
+from typing import Any, ClassVar
 
 __all__ = [
     "CredentialError",
@@ -99,6 +100,7 @@ __all__ = [
     "StatusListInvalid",
     "ERROR_CLASSES",
     "error_for_code",
+    "error_responses",
 ]
 
 
@@ -372,3 +374,25 @@ ERROR_CLASSES: dict[str, type[CredentialError]] = {c.code: c for c in _leaves(Cr
 def error_for_code(code: str) -> type[CredentialError]:
     """The class for a stable code; raises ``KeyError`` for an unknown code."""
     return ERROR_CLASSES[code]
+
+
+#: JSON Schema of the error body every service answers with (:meth:`CredentialError.to_dict` and the
+#: roles' own errors): a stable ``error`` code and a human ``error_description``; some errors add
+#: details (the issuer's claim validation adds ``fields``).
+_ERROR_BODY_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error", "error_description"],
+    "properties": {
+        "error": {"type": "string", "description": "stable machine-readable code (snake_case)"},
+        "error_description": {"type": "string", "description": "what exactly was wrong, for people"},
+    },
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI Response Objects for the HTTP ``statuses`` a service answers with the error body
+    ``{"error", "error_description"}`` (FastAPI takes them as ``responses=``); raises ``ValueError`` for
+    a number that is not an HTTP status."""
+    return {status: {"description": HTTPStatus(status).phrase,
+                     "content": {"application/json": {"schema": _ERROR_BODY_SCHEMA}}} for status in statuses}

@@ -372,6 +372,13 @@ def verify_vc(
                 raise Malformed("iat must be a NumericDate (a number)")
             if iat > now + skew:
                 raise IatInFuture(f"issued at {iat}, after now ({now}) + {skew} s")
+    try:
+        status = _parse_status(claims)
+    except CredentialError:
+        # A malformed reference fails the status check, which comes after the steps above (the
+        # verifier SDK runs it on this trace): tag the error so, rather than leave it unattributed.
+        with trace.step("status"):
+            raise
     kid = verified.header.get("kid")
     return VerifiedCredential(
         issuer=claims["iss"],
@@ -380,7 +387,7 @@ def verify_vc(
         iat=iat,
         nbf=claims.get("nbf"),
         exp=exp,
-        status=_parse_status(claims),
+        status=status,
         holder_jwk=verified.holder_jwk,
         kb_payload=verified.kb_payload,
         key_bound=verified.key_bound,

@@ -21,12 +21,12 @@ import httpx
 from fastapi import FastAPI, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from elicence import pages
+from elicence import faults, limits, pages
 from elicence import portal as sample_portal
 from elicence.config import Settings
 from elicence.db import make_engine, migrate, session_factory
 from issuer import api as issuer_api
-from issuer.service import IssuerService
+from issuer.service import IssuerPolicy, IssuerService
 from elicence.trust_operator import TRUST_LIST_MEDIA_TYPE, TrustOperator, operator_signer
 from keys.keystore import write_secret_file
 from credentials.errors import CannotVerify
@@ -79,7 +79,8 @@ def _sessions(settings: Settings) -> sessionmaker[Session]:
 
 def open_issuer(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> IssuerService:
     """The issuer service on the settings' database (created and migrated to head) and KEK."""
-    return IssuerService(sessions=sessions or _sessions(settings), kek=settings.kek(), public_url=settings.public_url)
+    return IssuerService(sessions=sessions or _sessions(settings), kek=settings.kek(), public_url=settings.public_url,
+                         policy=IssuerPolicy(status_ttl=settings.status_ttl))
 
 
 def open_wallet(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> WalletService:
@@ -333,6 +334,8 @@ def create_app(
     )
     issuer_api.install(app, issuer)
     pages.install(app)  # the wallet demo page at /wallet/demo
+    faults.install(app)  # a database outage: 503 + Retry-After, for every role
+    limits.install(app)  # request headers above 16 KiB: 431, for every role
     if wallet is not None:
         wallet_api.install(app, wallet, flows)
     if trust is not None:
@@ -341,6 +344,7 @@ def create_app(
         verifier_api.install(app, verifier)
     if portal is not None:
         sample_portal.install(app, portal)
+    _no_validation_422(app)
 
     @app.get("/", tags=["deployment"])
     def index() -> Mapping[str, Any]:
@@ -354,6 +358,25 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _no_validation_422(app: FastAPI) -> None:
+    """Every role answers a request that fails validation with 400 ``invalid_request`` in the error body,
+    never with FastAPI's 422 ``HTTPValidationError``: the OpenAPI document must not promise one."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()  # cached by FastAPI as app.openapi_schema
+            for item in document.get("paths", {}).values():
+                for operation in item.values():
+                    if "HTTPValidationError" in json.dumps(operation.get("responses", {}).get("422", "")):
+                        del operation["responses"]["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                document.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_trust(app: FastAPI, operator: TrustOperator) -> None:

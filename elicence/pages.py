@@ -16,6 +16,13 @@ origin or ``data:`` (the QR code PNG); requests only to the same origin; no fram
 nosniff`` and ``Referrer-Policy: no-referrer`` (keys and tokens never travel in URLs, and no page URL
 leaks to another site). ``Permissions-Policy`` denies the camera to the wallet page and allows it to the
 department page's own origin only.
+
+Every other HTML response of the app (the API documentation at ``/docs`` and ``/redoc``, the sign-in
+provider's login and error pages, the sample portal) gets the same headers from :class:`HtmlSecurityHeaders`
+where its handler set none: ``nosniff``, ``no-referrer``, no framing (``X-Frame-Options: DENY`` and
+``frame-ancestors 'none'``), no camera, microphone or location, and, without a policy of its own, a CSP
+that forbids framing, ``<base>``, plugins and form posts to other sites (it does not restrict scripts,
+which the API documentation loads from its CDN).
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ import hashlib
 import json
 import re
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from starlette.datastructures import MutableHeaders
 
 from verifier.service import reasons
 
 __all__ = ["WALLET_PAGE_PATH", "DEPARTMENT_PAGE_PATH", "wallet_page", "department_page", "content_security_policy",
-           "security_headers", "install"]
+           "security_headers", "HtmlSecurityHeaders", "install"]
 
 WALLET_PAGE_PATH = "/wallet/demo"
 DEPARTMENT_PAGE_PATH = "/verifier/desk"
@@ -95,9 +104,49 @@ def security_headers(html: str, *, camera: bool = False) -> dict[str, str]:
     }
 
 
+#: What an HTML response carries when its handler did not say otherwise.
+_BASELINE = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+_BASELINE_CSP = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+
+
+class HtmlSecurityHeaders:
+    """ASGI middleware: every ``text/html`` response gets the headers above that it lacks, and a CSP
+    without ``frame-ancestors`` gets ``frame-ancestors 'none'``. Other responses pass untouched."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    for name, value in _BASELINE.items():
+                        headers.setdefault(name, value)
+                    csp = headers.get("content-security-policy")
+                    if csp is None:
+                        headers["Content-Security-Policy"] = _BASELINE_CSP
+                    elif "frame-ancestors" not in csp:
+                        headers["Content-Security-Policy"] = f"{csp}; frame-ancestors 'none'"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def install(app: FastAPI) -> None:
     """Serve the wallet demo page at :data:`WALLET_PAGE_PATH` and the department scan page at
-    :data:`DEPARTMENT_PAGE_PATH` on ``app``."""
+    :data:`DEPARTMENT_PAGE_PATH` on ``app``, and give every HTML response of ``app`` the security headers
+    (:class:`HtmlSecurityHeaders`)."""
+    app.add_middleware(HtmlSecurityHeaders)
     wallet_html, desk_html = wallet_page(), department_page()
     wallet_headers, desk_headers = security_headers(wallet_html), security_headers(desk_html, camera=True)
 

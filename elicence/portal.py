@@ -22,6 +22,10 @@ a strict Content Security Policy (:func:`elicence.pages.security_headers`; forms
 :class:`PortalSettings` is what a portal is given when it registers (client id and secret, its redirect
 URI) with the discovery URL and its session key; the demo deployment keeps them in
 ``var/demo-portal.json`` (:func:`elicence.app.seed_demo_portal`).
+
+No handler of the portal reads a request body (the login is GET, the log-out form carries nothing): a
+request that declares a body above :data:`MAX_BODY_BYTES` gets 413 ``request_too_large``, and a streamed
+one is never read, so it costs nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from elicence import pages
@@ -53,7 +57,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from authlib.integrations.starlette_client import OAuth, OAuthError
 
-__all__ = ["PORTAL_PATH", "PORTAL_NAME", "SESSION_COOKIE", "DEMO_PORTAL_FILE", "PortalSettings", "create_portal_app",
+__all__ = ["PORTAL_PATH", "MAX_BODY_BYTES", "PORTAL_NAME", "SESSION_COOKIE", "DEMO_PORTAL_FILE", "PortalSettings", "create_portal_app",
            "install"]
 
 PORTAL_PATH = "/portal"
@@ -63,6 +67,8 @@ SESSION_COOKIE = "elicence_portal"
 DEMO_PORTAL_FILE = "demo-portal.json"
 #: How long a portal session lasts (seconds), logged in or waiting for the provider's answer.
 SESSION_MAX_AGE = 8 * 3600
+#: The largest request body the portal accepts (it reads none).
+MAX_BODY_BYTES = 4 * 1024
 _CLIENT = "elicence"
 
 
@@ -237,6 +243,23 @@ class _Portal:
         return RedirectResponse(f"{PORTAL_PATH}/", status_code=303)
 
 
+class _BodyLimit:
+    """ASGI middleware: 413 ``request_too_large`` for a declared body above :data:`MAX_BODY_BYTES`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"") if scope["type"] == "http" else b""
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            response = JSONResponse({"error": "request_too_large",
+                                     "error_description": f"the request body is larger than {MAX_BODY_BYTES} bytes"},
+                                    status_code=413)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_portal_app(settings: PortalSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     """The portal as an ASGI app of its own (mounted at :data:`PORTAL_PATH`): ``/``, ``/login``, ``/callback``,
     ``/logout``. ``transport`` routes its calls to the provider (default: the network)."""
@@ -245,7 +268,7 @@ def create_portal_app(settings: PortalSettings, *, transport: httpx.AsyncBaseTra
     return Starlette(
         routes=[Route("/", portal.home), Route("/login", portal.login), Route("/callback", portal.callback),
                 Route("/logout", portal.logout, methods=["POST"])],
-        middleware=[Middleware(SessionMiddleware, secret_key=settings.session_key, session_cookie=SESSION_COOKIE,
+        middleware=[Middleware(_BodyLimit), Middleware(SessionMiddleware, secret_key=settings.session_key, session_cookie=SESSION_COOKIE,
                                max_age=SESSION_MAX_AGE, path=PORTAL_PATH, same_site="lax", https_only=https)],
     )
 

@@ -36,12 +36,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credentials import openid4vci as o4
 from credentials import qr
-from credentials.errors import CredentialError
+from credentials.errors import CredentialError, error_responses
 from issuer import service as svc
 from issuer import store
 from issuer.service import IssuerService
@@ -220,7 +220,7 @@ class _TooLarge(svc.ServiceError):
 
 # --- public endpoints -----------------------------------------------------------------------------------
 
-public_router = APIRouter(tags=["OpenID4VCI issuer (public)"])
+public_router = APIRouter(tags=["OpenID4VCI issuer (public)"], responses=error_responses(400, 401, 403, 404, 413, 503))
 
 
 @public_router.get("/.well-known/openid-credential-issuer/issuers/{slug}")
@@ -260,7 +260,11 @@ def credential_offer(slug: Slug, offer_id: Annotated[str, Path(max_length=64)], 
     return issuer.offer_document(slug, offer_id)
 
 
-@public_router.post("/issuers/{slug}/token")
+# The protocol handlers read their bodies themselves; the documents say what they take.
+@public_router.post("/issuers/{slug}/token", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["grant_type"], "properties": {
+        "grant_type": {"type": "string", "examples": [o4.PRE_AUTHORIZED_GRANT]},
+        "pre-authorized_code": {"type": "string"}, "tx_code": {"type": "string"}}}}}}})
 async def token(slug: Slug, request: Request, issuer: Issuer) -> JSONResponse:
     """Token Endpoint (OpenID4VCI 6): pre-authorised code and transaction code for an access token."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -282,7 +286,11 @@ def nonce(slug: Slug, issuer: Issuer) -> JSONResponse:
     return JSONResponse(issuer.nonce(slug), headers=dict(o4.NO_STORE))
 
 
-@public_router.post("/issuers/{slug}/credential")
+@public_router.post("/issuers/{slug}/credential", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "required": ["proofs"], "properties": {
+        "credential_configuration_id": {"type": "string"}, "credential_identifier": {"type": "string"},
+        "proofs": {"type": "object", "required": ["jwt"], "properties": {
+            "jwt": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}}}}}}})
 async def credential(
     slug: Slug, request: Request, issuer: Issuer, authorization: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
@@ -293,10 +301,12 @@ async def credential(
     return JSONResponse(result, headers=dict(o4.NO_STORE))
 
 
-@public_router.get("/issuers/{slug}/status/{list_id}", response_class=Response)
+@public_router.get("/issuers/{slug}/status/{list_id}", response_class=Response, responses={
+    200: {"content": {STATUSLIST_MEDIA_TYPE: {"schema": {"type": "string"}}}},
+    304: {"description": "Not Modified: If-None-Match names the current ETag"}})
 def status_list_token(
     slug: Slug,
-    list_id: Annotated[int, Path(ge=1, le=2**31)],
+    list_id: Annotated[int, Path(ge=1, le=2**31 - 1)],  # a PostgreSQL INTEGER, as stored
     issuer: Issuer,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -362,7 +372,8 @@ async def withdraw_authorisation(slug: Slug, request: Request, issuer: Issuer) -
 
 # --- admin ----------------------------------------------------------------------------------------------
 
-admin_router = APIRouter(prefix="/issuers/{slug}/admin", tags=["issuer admin (operator API key)"])
+admin_router = APIRouter(prefix="/issuers/{slug}/admin", tags=["issuer admin (operator API key)"],
+                         responses=error_responses(400, 401, 403, 404, 409, 413, 503))
 
 
 def _operator(slug: Slug, request: Request, authorization: Annotated[str | None, Header()] = None) -> store.Operator:
@@ -482,7 +493,8 @@ def offer_state(offer_id: Annotated[str, Path(max_length=64)], operator: Operato
             "pin_attempts": offer.pin_attempts}
 
 
-@admin_router.get("/offers/{offer_id}/qr.png", response_class=Response)
+@admin_router.get("/offers/{offer_id}/qr.png", response_class=Response,
+                  responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}})
 def offer_qr(offer_id: Annotated[str, Path(max_length=64)], operator: OperatorDep, issuer: Issuer) -> Response:
     """The offer's by-reference deep link as a QR image for the enterprise's wallet to scan."""
     offer = issuer.offer_state(operator, offer_id=offer_id)
@@ -522,6 +534,10 @@ def _credential_out(c: store.Credential) -> dict[str, Any]:
             "granted_under": c.granted_under, "holder_thumbprint": c.holder_thumbprint}
 
 
+#: A time given in a query: ISO 8601 text only (left to itself, pydantic reads a number as a Unix time).
+IsoTime = Annotated[datetime, BeforeValidator(datetime.fromisoformat)]
+
+
 class CredentialPage(BaseModel):
     items: list[CredentialOut]
     next_cursor: str | None
@@ -534,8 +550,8 @@ def list_credentials(
     uscc: Annotated[str | None, Query(max_length=18)] = None,
     status: Annotated[str | None, Query(max_length=16)] = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
-    issued_from: datetime | None = None,
-    issued_before: datetime | None = None,
+    issued_from: IsoTime | None = None,
+    issued_before: IsoTime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

@@ -119,6 +119,7 @@ PINNED: dict[str, frozenset[str]] = {
             "StatusListInvalid",
             "ERROR_CLASSES",
             "error_for_code",
+            "error_responses",
         }
     ),
     "schemas": frozenset(

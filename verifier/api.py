@@ -56,6 +56,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from credentials import openid4vp as vp
+from credentials.errors import error_responses
 from keys.x509 import certificate_pem
 from verifier import oidc
 from verifier import service as svc
@@ -76,6 +77,8 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _FRAMEWORK_DEFAULTS = (None, http_exception_handler, request_validation_exception_handler)
 _SLUG = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="the department's slug")
 _TX_ID = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the transaction id")
+#: What the verifier's endpoints may answer with the error body (422: a photo without a QR code).
+_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 #: The cookie that binds a login page's polling to the browser that opened it (path-scoped to that login).
 LOGIN_COOKIE = "elv_login"
 
@@ -199,13 +202,22 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _body(media_types: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a handler that reads the body itself (``openapi_extra``), per media type."""
+    return {"requestBody": {"required": True, "content": {m: {"schema": s} for m, s in media_types.items()}}}
+
+
+_STR = {"type": "string"}
+_OPTIONAL_STR = {"type": ["string", "null"]}
+
+
 def _protocol_error(exc: vp.OpenId4VpError) -> JSONResponse:
     return JSONResponse(exc.to_dict(), status_code=exc.status, headers=_NO_STORE)
 
 
 # --- public endpoints -----------------------------------------------------------------------------------
 
-public_router = APIRouter(prefix=_PREFIX, tags=["verifier (public)"])
+public_router = APIRouter(prefix=_PREFIX, tags=["verifier (public)"], responses=_ERRORS)
 
 
 @public_router.get("/items")
@@ -214,7 +226,8 @@ def items(verifier: Verifier) -> list[dict[str, Any]]:
     return verifier.items()
 
 
-@public_router.get("/registrar.pem", response_class=Response)
+@public_router.get("/registrar.pem", response_class=Response,
+                   responses={200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}})
 def registrar_certificate(verifier: Verifier) -> Response:
     """The registrar CA certificate: the trust anchor of the departments' access certificates."""
     pem = "".join(certificate_pem(c) for c in verifier.registrar_certificates())
@@ -230,7 +243,8 @@ def department(slug: Slug, verifier: Verifier) -> dict[str, Any]:
             "certificate": found.certificate}
 
 
-@public_router.get("/oid4vp/requests/{transaction_id}", response_class=Response)
+@public_router.get("/oid4vp/requests/{transaction_id}", response_class=Response,
+                   responses={200: {"content": {vp.REQUEST_MEDIA_TYPE: {"schema": {"type": "string"}}}}})
 def request_object(transaction_id: TxId, verifier: Verifier) -> Response:
     """The signed Request Object of a pending request (OpenID4VP 1.0 s5.10, ``request_uri``)."""
     return Response(verifier.request_object(transaction_id), media_type=vp.REQUEST_MEDIA_TYPE, headers=_NO_STORE)
@@ -253,7 +267,8 @@ async def direct_post(transaction_id: TxId, request: Request, verifier: Verifier
         return _protocol_error(exc)
 
 
-@public_router.post("/receipts/verify")
+@public_router.post("/receipts/verify", openapi_extra=_body(
+    {"application/json": {"type": "object", "required": ["receipt"], "properties": {"receipt": _STR}}}))
 async def verify_receipt(request: Request, verifier: Verifier) -> dict[str, Any]:
     """Check a verification receipt (``{"receipt": token}``) against the registrar; answers its claims."""
     body = await _json_body(request)
@@ -265,10 +280,12 @@ async def verify_receipt(request: Request, verifier: Verifier) -> dict[str, Any]
 
 # --- staff endpoints ------------------------------------------------------------------------------------
 
-staff_router = APIRouter(prefix=_PREFIX + "/departments/{slug}", tags=["verifier (department staff)"])
+staff_router = APIRouter(prefix=_PREFIX + "/departments/{slug}", tags=["verifier (department staff)"], responses=_ERRORS)
 
 
-@staff_router.post("/scans")
+@staff_router.post("/scans", openapi_extra=_body({
+    "application/json": {"type": "object", "required": ["text"], "properties": {"text": _STR, "item": _OPTIONAL_STR}},
+    "text/plain": _STR, "image/png": {"type": "string", "format": "binary"}}))
 async def scan(
     request: Request, staff: StaffMember, verifier: Verifier, item: Annotated[str | None, Query(max_length=64)] = None
 ) -> JSONResponse:
@@ -292,7 +309,10 @@ async def scan(
     return JSONResponse(scanned, headers=_NO_STORE)
 
 
-@staff_router.post("/requests", status_code=201)
+@staff_router.post("/requests", status_code=201, openapi_extra=_body({"application/json": {"type": "object", "properties": {
+    "credentials": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
+        "type": _STR, "claims": {"type": "array", "items": _STR}}}},
+    "item": _OPTIONAL_STR, "purpose": _OPTIONAL_STR}}}))
 async def create_request(request: Request, staff: StaffMember, verifier: Verifier) -> JSONResponse:
     """Create an OpenID4VP request: ``{"credentials": [{"type", "claims"}]}`` or ``{"item"}``, ``purpose``."""
     body = await _json_body(request)
@@ -335,7 +355,10 @@ def verify_audit(staff: StaffMember, verifier: Verifier) -> dict[str, Any]:
     return verifier.verify_audit(staff)
 
 
-@staff_router.post("/portals", status_code=201)
+@staff_router.post("/portals", status_code=201, openapi_extra=_body({"application/json": {
+    "type": "object", "required": ["name", "redirect_uris"], "properties": {
+        "name": _STR, "redirect_uris": {"type": "array", "items": _STR}, "allow_staff": {"type": "boolean"},
+        "item": _OPTIONAL_STR}}}))
 async def register_portal(request: Request, staff: StaffMember, verifier: Verifier) -> JSONResponse:
     """Register a portal for "log in with e-licence": ``{"name", "redirect_uris", "allow_staff", "item"}``."""
     body = await _json_body(request)
@@ -364,7 +387,7 @@ def revoke_portal(client_id: TxId, staff: StaffMember, verifier: Verifier) -> Re
 
 # --- log in with e-licence (OpenID Connect) -------------------------------------------------------------
 
-oidc_router = APIRouter(prefix=_PREFIX, tags=["verifier (log in with e-licence)"])
+oidc_router = APIRouter(prefix=_PREFIX, tags=["verifier (log in with e-licence)"], responses=_ERRORS)
 
 
 def _oauth_error(exc: oidc.OidcError, *, basic: bool = False) -> JSONResponse:
@@ -431,7 +454,16 @@ def oidc_jwks(verifier: Verifier) -> dict[str, Any]:
     return verifier.oidc_jwks()
 
 
-@oidc_router.api_route("/oidc/authorize", methods=["GET", "POST"], response_class=HTMLResponse)
+#: The authorization endpoint's errors: an error page (JSON when asked for), or back to a registered portal.
+_AUTHORIZE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {**_ERRORS[400], "content": {**_ERRORS[400]["content"], "text/html": {"schema": {"type": "string"}}}},
+    303: {"description": "See Other: the error, sent back to the portal's registered redirect URI"},
+}
+
+
+# One route per method: a route with two methods would give both the same OpenAPI operationId.
+@oidc_router.get("/oidc/authorize", response_class=HTMLResponse, responses=_AUTHORIZE_ERRORS)
+@oidc_router.post("/oidc/authorize", response_class=HTMLResponse, responses=_AUTHORIZE_ERRORS)
 async def authorize(request: Request, verifier: Verifier) -> Response:
     """Authorization endpoint: the login page with the wallet's QR code, or an error (to the portal if safe)."""
     # OIDC Core s3.1.2.1: "Authorization Servers MUST support the use of the HTTP GET and POST methods".
@@ -489,7 +521,8 @@ async def token(request: Request, verifier: Verifier) -> JSONResponse:
         return _oauth_error(exc, basic=authorization is not None)
 
 
-@oidc_router.api_route("/oidc/userinfo", methods=["GET", "POST"])
+@oidc_router.get("/oidc/userinfo")
+@oidc_router.post("/oidc/userinfo")
 def userinfo(request: Request, verifier: Verifier) -> JSONResponse:
     """UserInfo endpoint (OIDC Core s5.3): the login's claims for its Bearer access token."""
     scheme, _, value = (request.headers.get("authorization") or "").partition(" ")

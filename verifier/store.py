@@ -573,8 +573,8 @@ def _aware(name: str, value: Any) -> datetime:
 def _text(name: str, value: Any, *, max_len: int, optional: bool = False) -> Any:
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise InvalidValue(f"{name} must be a non-empty string of at most {max_len} characters")
+    if not isinstance(value, str) or not value or len(value) > max_len or "\x00" in value:
+        raise InvalidValue(f"{name} must be a non-empty string of at most {max_len} characters, without NUL")
     return value
 
 

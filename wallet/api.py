@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from credentials.errors import CredentialError
+from credentials.errors import CredentialError, error_responses
 from credentials.openid4vp import OpenId4VpError
 from wallet import store
 from wallet.errors import InvalidValue, TokenRequired, WalletError
@@ -186,9 +186,11 @@ def _no_store(response: Response) -> None:
 
 Wallet = Annotated[WalletService, Depends(_wallet)]
 Caller = Annotated[Principal, Depends(_principal)]
-EnterpriseId = Annotated[str, Path(max_length=64, description="the enterprise's id")]
-CredentialId = Annotated[str, Path(max_length=64, description="the credential's id")]
-MemberId = Annotated[str, Path(max_length=64, description="the member's user id")]
+#: Ids are UUIDs: anything else (a NUL byte, which PostgreSQL text cannot hold) is refused before a lookup.
+_ID = r"^[A-Za-z0-9_-]{1,64}$"
+EnterpriseId = Annotated[str, Path(pattern=_ID, description="the enterprise's id")]
+CredentialId = Annotated[str, Path(pattern=_ID, description="the credential's id")]
+MemberId = Annotated[str, Path(pattern=_ID, description="the member's user id")]
 
 
 # --- models ---------------------------------------------------------------------------------------------
@@ -341,13 +343,18 @@ def _tokens_out(pair: Any) -> dict[str, Any]:
             "user": _user_out(pair.user)}
 
 
+#: What every wallet endpoint may answer with the error body; the protocol flows add their peers' failures.
+_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 429, 503)
+_FLOW_ERRORS = {**_ERRORS, **error_responses(410, 422, 502, 504)}
+
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 
 # --- accounts and sessions ------------------------------------------------------------------------------
 
-accounts_router = APIRouter(prefix=_PREFIX, tags=["wallet: accounts"], dependencies=[Depends(_no_store)])
+accounts_router = APIRouter(prefix=_PREFIX, tags=["wallet: accounts"], dependencies=[Depends(_no_store)],
+                            responses=_ERRORS)
 
 
 @accounts_router.post("/accounts", status_code=201, response_model=UserOut)
@@ -400,7 +407,7 @@ def keys(caller: Caller, wallet: Wallet) -> list[HolderKey]:
 # --- enterprises and members ----------------------------------------------------------------------------
 
 enterprises_router = APIRouter(prefix=f"{_PREFIX}/enterprises", tags=["wallet: enterprises"],
-                               dependencies=[Depends(_no_store)])
+                               dependencies=[Depends(_no_store)], responses=_ERRORS)
 
 
 @enterprises_router.post("", status_code=201, response_model=EnterpriseOut)
@@ -438,12 +445,12 @@ def enterprise_usage(enterprise_id: EnterpriseId, caller: Caller, wallet: Wallet
 # --- credentials ----------------------------------------------------------------------------------------
 
 credentials_router = APIRouter(prefix=f"{_PREFIX}/credentials", tags=["wallet: credentials"],
-                               dependencies=[Depends(_no_store)])
+                               dependencies=[Depends(_no_store)], responses=_ERRORS)
 
 
 @credentials_router.get("", response_model=list[CredentialOut])
 def list_credentials(caller: Caller, wallet: Wallet,
-                     enterprise_id: Annotated[str | None, Query(max_length=64)] = None) -> list[store.StoredCredential]:
+                     enterprise_id: Annotated[str | None, Query(pattern=_ID)] = None) -> list[store.StoredCredential]:
     """Credentials the user may see, newest first, optionally of one enterprise (without their text)."""
     return list(wallet.credentials(caller.user, enterprise_id=enterprise_id))
 
@@ -463,7 +470,8 @@ def delete_credential(credential_id: CredentialId, caller: Caller, wallet: Walle
 
 # --- own usage record -----------------------------------------------------------------------------------
 
-usage_router = APIRouter(prefix=_PREFIX, tags=["wallet: usage record"], dependencies=[Depends(_no_store)])
+usage_router = APIRouter(prefix=_PREFIX, tags=["wallet: usage record"], dependencies=[Depends(_no_store)],
+                         responses=_ERRORS)
 
 
 @usage_router.get("/usage", response_model=UsagePage)
@@ -486,7 +494,7 @@ Flows = Annotated[WalletFlows, Depends(_flows)]
 Pin = Annotated[str, Field(min_length=1, max_length=16, description="the 6-digit wallet PIN")]
 
 flows_router = APIRouter(prefix=_PREFIX, tags=["wallet: receive, show, present, authorise"],
-                         dependencies=[Depends(_no_store)])
+                         dependencies=[Depends(_no_store)], responses=_FLOW_ERRORS)
 
 
 def _image(b64: str | None) -> bytes | None:
@@ -509,7 +517,7 @@ class ReceiveIn(BaseModel):
     offer: str | None = Field(default=None, max_length=8192, description="the openid-credential-offer:// link")
     offer_image: str | None = Field(default=None, description="or a photo or screenshot of its QR code (base64)")
     tx_code: str | None = Field(default=None, max_length=64, description="the PIN the authority delivered")
-    enterprise_id: str | None = Field(default=None, max_length=64,
+    enterprise_id: str | None = Field(default=None, pattern=_ID,
                                       description="receive the enterprise's licence or permit into its key")
 
 
@@ -622,7 +630,7 @@ class RespondIn(BaseModel):
     client_id: str = Field(max_length=512)
     consent: bool
     pin: str | None = Field(default=None, max_length=16)
-    choices: dict[str, Annotated[str, Field(max_length=64)]] | None = Field(
+    choices: dict[str, Annotated[str, Field(pattern=_ID)]] | None = Field(
         default=None, description="credential id per credential query id (default: the first that answers)")
 
 
@@ -642,7 +650,7 @@ def respond(body: RespondIn, caller: Caller, flows: Flows) -> dict[str, Any]:
 
 class AuthoriseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    member_id: str = Field(max_length=64, description="the staff member's user id (see members)")
+    member_id: str = Field(pattern=_ID, description="the staff member's user id (see members)")
     scope: dict[str, Any] = Field(description='{"all": true} or {"matters": ["..."]}')
     valid_until: date
     valid_from: date | None = None

@@ -561,8 +561,8 @@ def _aware(name: str, value: Any) -> datetime:
 def _text(name: str, value: Any, *, max_len: int, optional: bool = False) -> Any:
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise InvalidValue(f"{name} must be a non-empty string of at most {max_len} characters")
+    if not isinstance(value, str) or not value or len(value) > max_len or "\x00" in value:
+        raise InvalidValue(f"{name} must be a non-empty string of at most {max_len} characters, without NUL")
     return value
 
 
@@ -607,8 +607,8 @@ def _after(cursor: str) -> tuple[datetime, str]:
     try:
         at, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None or not isinstance(ident, str):
-            raise ValueError("naive time or non-string id")
+        if parsed.tzinfo is None or not isinstance(ident, str) or "\x00" in ident:
+            raise ValueError("naive time, or an id that is not a string without NUL")
         return parsed, ident
     except (ValueError, TypeError) as exc:
         raise InvalidValue("cursor is not one this wallet handed out") from exc

@@ -20,6 +20,7 @@ from credentials.sd_jwt_vc import (
     verify_vc,
     well_known_url,
 )
+from credentials.trace import CheckTrace
 from keys.jwk import jwks, private_jwk
 from keys.signer import SoftwareSigner
 
@@ -260,6 +261,14 @@ class TestVerifyVc:
     @pytest.mark.parametrize("status", [{"status_list": {"idx": "1", "uri": "u"}}, {"status_list": {"idx": -1, "uri": "u"}}, "x", {"status_list": []}])
     def test_malformed_status(self, status):
         assert code_of(check, kb_present(raw_vc({**BASE, "status": status}), disclose=[])) == "malformed"
+
+    def test_malformed_status_fails_the_status_check_after_the_others(self):
+        # Found by tests/fuzz: the error escaped every named check (error.check was None).
+        trace = CheckTrace()
+        with pytest.raises(CredentialError) as err:
+            check(kb_present(raw_vc({**BASE, "status": "x"}), disclose=[]), trace=trace)
+        assert (err.value.code, err.value.check) == ("malformed", "status")
+        assert err.value.passed == tuple(trace.passed) and "status" not in trace.passed
 
     def test_other_status_mechanism_is_left_alone(self):
         cred = check(kb_present(raw_vc({**BASE, "status": {"other": {}}}), disclose=[]))

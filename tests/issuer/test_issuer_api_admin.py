@@ -427,6 +427,18 @@ def test_credentials_are_listed_with_filters_and_pages(api):
     assert api.client.get(api.path("admin/credentials", "zj-amr"), headers=api.admin("zj-amr")).json()["items"] == []
 
 
+def test_issue_date_filters_take_iso_8601_times_and_refuse_numbers(api):
+    # Found by the OpenAPI fuzz: a number was read as a Unix time (0.5: since 1970) and listed everything.
+    cid = api.credential_id(api.issue(1)[0])
+    for query in ("issued_from=0.5", "issued_from=1700000000", "issued_before=0"):
+        api.error(api.client.get(api.path(f"admin/credentials?{query}"), headers=api.admin()), 400, "invalid_request",
+                  query)
+    listed = api.client.get(api.path("admin/credentials"), params={"issued_from": "2000-01-01T00:00:00+08:00",
+                                                                   "issued_before": "2999-01-01T00:00:00Z"},
+                            headers=api.admin())
+    assert listed.status_code == 200 and [c["id"] for c in listed.json()["items"]] == [cid]
+
+
 # --- keys -------------------------------------------------------------------------------------------------------
 
 

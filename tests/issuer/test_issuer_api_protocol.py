@@ -587,6 +587,9 @@ def test_unknown_status_list_is_not_found(api):
     api.error(api.client.get(api.path(f"status/{list_id}", "gd-amr")), 404, "not_found")
     for bad in ("0", "-1", "x", "99999999999"):
         api.error(api.client.get(api.path(f"status/{bad}")), 400, "invalid_request")
+    # Found by the OpenAPI fuzz on PostgreSQL: 2**31 passed validation and overflowed INTEGER (500).
+    api.error(api.client.get(api.path(f"status/{2**31}")), 400, "invalid_request")
+    api.error(api.client.get(api.path(f"status/{2**31 - 1}")), 404, "not_found")
 
 
 # --- staff authorisation (授权) ---------------------------------------------------------------------------------

@@ -182,6 +182,28 @@ def test_a_body_over_the_limit_is_413_before_any_handler(wapi):
     assert wapi.snapshot() == before
 
 
+def test_ids_that_are_not_ids_are_refused_before_any_lookup(wapi):
+    # Found by the OpenAPI fuzz on PostgreSQL: a NUL byte in an id reached the database (500: PostgreSQL
+    # text cannot hold NUL); ids are UUIDs, so anything else is refused as it arrives.
+    lr = wapi.account(1)
+    for request in (("GET", "/wallet/credentials?enterprise_id=%00"), ("GET", "/wallet/credentials/a%00b"),
+                    ("GET", "/wallet/enterprises/%00/members"), ("DELETE", "/wallet/enterprises/e/members/%00"),
+                    ("GET", "/wallet/enterprises/a%20b/usage")):
+        wapi.error(wapi.client.request(*request, headers=lr), 400, "invalid_request", request)
+
+
+def test_text_with_a_nul_is_refused_before_the_database(wapi):
+    # PostgreSQL text cannot hold NUL (a 500 there): names and cursors with one are invalid values.
+    import base64
+    import json
+
+    wapi.error(wapi.client.post("/wallet/accounts", json={"phone": "13800000009", "password": "0123456789",
+                                                          "display_name": "张\x00三"}), 400, "invalid_value")
+    lr = wapi.account(1)
+    cursor = base64.urlsafe_b64encode(json.dumps(["2026-01-01T00:00:00+00:00", "a\x00b"]).encode()).decode()
+    wapi.error(wapi.client.get(f"/wallet/usage?cursor={cursor.rstrip('=')}", headers=lr), 400, "invalid_value")
+
+
 def test_broken_json_and_unknown_routes_keep_the_error_shape(wapi):
     wapi.error(wapi.client.post("/wallet/accounts", content=b"{", headers={"Content-Type": "application/json"}),
                400, "invalid_request")
