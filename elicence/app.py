@@ -10,6 +10,7 @@ that ``make run`` starts with something to try. ``elicence serve`` runs the app 
 from __future__ import annotations
 
 import json
+import random
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from issuer import api as issuer_api
 from issuer.service import IssuerPolicy, IssuerService
 from elicence.trust_operator import TRUST_LIST_MEDIA_TYPE, TrustOperator, operator_signer
 from keys.keystore import write_secret_file
+from schemas.synthetic import generate_business_licence
 from credentials.errors import CannotVerify
 from credentials.trust import TrustList, TrustListCache
 from wallet import api as wallet_api
@@ -40,7 +42,7 @@ from verifier.service import RegistrarMissing, Unauthorized, VerifierService, lo
 from verifier.store import NotFound
 from wallet.service import WalletService
 
-__all__ = ["DEMO_AUTHORITIES", "DEMO_DEPARTMENT", "DemoOperator", "DemoStaff", "seed_demo_verifier", "seed_demo_portal", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
+__all__ = ["DEMO_AUTHORITIES", "DEMO_DEPARTMENT", "DEMO_ENTERPRISES", "DemoOperator", "DemoStaff", "seed_demo_verifier", "seed_demo_portal", "Deployment", "open_issuer", "open_wallet", "open_trust_operator",
            "open_deployment", "open_verifier", "wallet_network", "create_app", "seed_demo", "endpoints"]
 
 VERSION = "0.1.0"
@@ -180,28 +182,43 @@ def open_deployment(settings: Settings) -> Deployment:
                       flows=WalletFlows(wallet, wallet_network(settings, trust, verifier_roots=verifier_roots)))
 
 
-def seed_demo(issuer: IssuerService, var_dir: Path) -> list[DemoOperator]:
+#: Synthetic enterprises each demo authority's register holds after ``make run``'s first start.
+DEMO_ENTERPRISES = 20
+
+
+def seed_demo(issuer: IssuerService, var_dir: Path, *, enterprises: int = 0) -> list[DemoOperator]:
     """Create the demo authorities and one operator each on an empty deployment; returns the operators.
 
     The operators' API keys are kept in ``<var>/demo-operators.json`` (mode 0600) so that a restarted
-    demo shows the same keys; nothing is created when the deployment already has authorities.
+    demo shows the same keys; nothing is created when the deployment already has authorities. With
+    ``enterprises``, each authority's register also gets that many synthetic business licence records
+    (the same ones on every first start), listed in ``<var>/demo-enterprises.json`` (authority, USCC,
+    name) so that a newcomer can make an offer for one.
     """
     path = var_dir / "demo-operators.json"
     if issuer.authorities():
         if path.is_file():
             return [DemoOperator(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
         return []
-    operators = []
+    operators, listed = [], []
     for spec in DEMO_AUTHORITIES:
         issuer.create_authority(slug=spec.slug, name_zh=spec.name_zh, name_en=spec.name_en, types=spec.types,
                                 region=spec.region, actor="demo")
         created = issuer.create_operator(authority=spec.slug, name="demo operator", actor="demo")
         operators.append(DemoOperator(spec.slug, created.operator.id, created.api_key))
+        rng = random.Random(f"elicence demo enterprises {spec.slug}")
+        rows = [(i + 1, "business-licence", generate_business_licence(rng)) for i in range(enterprises)]
+        if rows:
+            issuer.import_records(spec.slug, issuer.validate_records(spec.slug, rows), actor="demo")
+        listed += [{"authority": spec.slug, "uscc": c["uscc"], "name": c["name"]} for _, _, c in rows]
     var_dir.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()
     write_secret_file(path, json.dumps([_as_dict(o) for o in operators],
                                        ensure_ascii=False, indent=2), what="demo operator keys file")
+    if listed:
+        (var_dir / "demo-enterprises.json").write_text(json.dumps(listed, ensure_ascii=False, indent=2),
+                                                       encoding="utf-8")
     return operators
 
 

@@ -1,8 +1,9 @@
-"""``elicence serve``: run the deployment (issuer, wallet, trust list) under uvicorn.
+"""``elicence serve``: run the deployment (issuer, wallet, verifier, trust list) under uvicorn.
 
-Settings come from the environment (:mod:`elicence.config`); ``--port`` and ``--host`` override
-``ELICENCE_PORT`` / ``ELICENCE_HOST``. In demo mode an empty deployment is seeded with two
-authorities and an operator each (:func:`elicence.app.seed_demo`), the demo department with a staff
+Settings come from the environment (:mod:`elicence.config`); ``--port``, ``--host`` and ``--database-url`` override
+``ELICENCE_PORT`` / ``ELICENCE_HOST`` / ``ELICENCE_DATABASE_URL``. In demo mode an empty deployment is seeded with two
+authorities, an operator and 20 synthetic registered enterprises each (:func:`elicence.app.seed_demo`,
+listed in ``<var>/demo-enterprises.json``), the demo department with a staff
 member, and the sample portal ``/portal`` registered as its OpenID Connect client
 (:func:`elicence.app.seed_demo_portal`); the start-up banner prints
 where the endpoints, the API documentation (the issuer's admin API among it) and the pages are (wallet
@@ -28,30 +29,41 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` to the CLI's sub-parsers."""
     serve_cmd = subparsers.add_parser(
         "serve",
-        help="run the service (issuer, wallet, trust list) on the configured database",
+        help="run the service (issuer, wallet, verifier, trust list) on the configured database",
         description="Run the eLicence service: OpenID4VCI issuer endpoints, status lists and the admin API, "
-        "the wallet API under /wallet, the deployment's trust list under /trust, with /openapi.json and /docs. Database, KEK and public URL come from ELICENCE_* variables "
-        "(embedded SQLite in var/ by default). In demo mode an empty deployment gets two authorities and "
-        "a demo operator each (their API keys are printed), the demo department, and the sample portal at /portal "
+        "the wallet API and demo page under /wallet, the verifier (counter scans, OpenID4VP requests, the "
+        "department page, log in with e-licence) under /verifier, the deployment's trust list under /trust, "
+        "with /openapi.json and /docs. Database, KEK and public URL come from ELICENCE_* variables "
+        "(embedded SQLite in var/ by default). In demo mode an empty deployment gets two authorities with "
+        "a demo operator (their API keys are printed) and 20 registered enterprises each "
+        "(var/demo-enterprises.json), the demo department with a staff key, and the sample portal at /portal "
         "(log in with e-licence).",
     )
     serve_cmd.add_argument("--host", help="listen address (default ELICENCE_HOST or 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="listen port (default ELICENCE_PORT or 8000)")
     serve_cmd.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve_cmd.add_argument("--database-url", metavar="URL",
+                           help="the database (default ELICENCE_DATABASE_URL or the embedded SQLite var/elicence.db), "
+                           "e.g. postgresql://user@host/elicence")
     serve_cmd.add_argument("--no-seed", action="store_true", help="do not create the demo authorities")
     serve_cmd.set_defaults(handler=serve)
     return serve_cmd
 
 
-def _settings(args: argparse.Namespace | None = None) -> Any:
-    from elicence.config import HOST_ENV, PORT_ENV, Settings
+def _overrides(args: argparse.Namespace | None) -> dict[str, str]:
+    """The settings the command line gives, as the variables they override."""
+    from elicence.config import DATABASE_URL_ENV, HOST_ENV, PORT_ENV
 
-    env = dict(os.environ)
-    if args is not None and args.port is not None:
-        env[PORT_ENV] = str(args.port)
-    if args is not None and args.host is not None:
-        env[HOST_ENV] = args.host
-    return Settings.from_env(env)
+    if args is None:
+        return {}
+    given = {PORT_ENV: args.port, HOST_ENV: args.host, DATABASE_URL_ENV: getattr(args, "database_url", None)}
+    return {name: str(value) for name, value in given.items() if value is not None}
+
+
+def _settings(args: argparse.Namespace | None = None) -> Any:
+    from elicence.config import Settings
+
+    return Settings.from_env({**os.environ, **_overrides(args)})
 
 
 def app_from_env() -> Any:
@@ -75,7 +87,7 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     import uvicorn
 
-    from elicence.app import endpoints, open_deployment, seed_demo, seed_demo_portal, seed_demo_verifier
+    from elicence.app import DEMO_ENTERPRISES, endpoints, open_deployment, seed_demo, seed_demo_portal, seed_demo_verifier
     from verifier.service import CatalogueInvalid
 
     try:
@@ -84,15 +96,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"elicence: {exc.code}: {exc.detail}", file=sys.stderr)
         return EXIT_USAGE
     seeding = not (args.no_seed or settings.production)
-    operators = seed_demo(deployment.issuer, settings.var_dir) if seeding else []
+    operators = seed_demo(deployment.issuer, settings.var_dir, enterprises=DEMO_ENTERPRISES) if seeding else []
     staff = seed_demo_verifier(deployment.verifier, settings.var_dir) if seeding and deployment.verifier else []
     portal = seed_demo_portal(deployment.verifier, staff, settings.var_dir, settings.public_url) if staff else None
     _banner(settings, endpoints(deployment.issuer), operators, staff, verifier=deployment.verifier is not None,
             portal=portal is not None)
-    if args.port is not None:
-        os.environ["ELICENCE_PORT"] = str(args.port)
-    if args.host is not None:
-        os.environ["ELICENCE_HOST"] = args.host
+    os.environ.update(_overrides(args))  # the worker processes read their settings from the environment
     uvicorn.run("elicence.serve_cli:app_from_env", factory=True, host=settings.host, port=settings.port,
                 workers=args.workers, log_level="info", proxy_headers=False)
     return 0
@@ -130,4 +139,6 @@ def _banner(settings: Any, where: dict[str, Any], operators: list[Any], staff: l
         print(f"  demo operator of {op.authority}: Authorization: Bearer {op.api_key}")
     for member in staff:
         print(f"  demo staff of department {member.department}: Authorization: Bearer {member.api_key}")
+    if (settings.var_dir / "demo-enterprises.json").is_file():
+        print(f"  demo enterprises  {settings.var_dir / 'demo-enterprises.json'}  (registry records to make offers for)")
     sys.stdout.flush()

@@ -46,6 +46,15 @@ def test_the_story_runs_against_a_served_deployment_whose_banner_names_its_pages
             assert httpx.get(address, follow_redirects=True).status_code == 200, address
         assert 'section "issuer admin (operator API key)"' in banner
         assert "/issuers/{slug}/admin/records" in http.get("/openapi.json").text  # the section documents the admin API
+        # The demo enterprises of the first start are in their authorities' registers, ready for offers.
+        listed = json.loads((served.var / "demo-enterprises.json").read_text(encoding="utf-8"))
+        printed = served.workdir / _banner_address(banner, "demo enterprises")  # relative to where it runs
+        assert printed.resolve() == (served.var / "demo-enterprises.json").resolve()
+        assert sorted({e["authority"] for e in listed}) == ["sh-amr", "zj-amr"] and len(listed) == 40
+        first = next(e for e in listed if e["authority"] == story.AUTHORITY)
+        record = http.get(f"/issuers/{story.AUTHORITY}/admin/records/business-licence/{first['uscc']}",
+                          headers={"Authorization": f"Bearer {story.DemoKeys.read(served.var).operator_key}"})
+        assert record.status_code == 200 and record.json()["claims"]["name"] == first["name"]
 
         said: list[str] = []
         assert story.run_story(served.base, served.var, out=said.append, seed=2026) == 0, "\n".join(said)

@@ -43,12 +43,13 @@ ISSUER = f"/issuers/{AUTHORITY}"
 
 @pytest.fixture
 def servers(pg_url, shared_secrets, tmp_path):
-    """Server A (seeds the demo deployment), then server B on the same database with A's public URL."""
-    env = {"ELICENCE_DATABASE_URL": pg_url, **shared_secrets}
+    """Server A (seeds the demo deployment), then server B on the same database with A's public URL: A
+    takes the database from ELICENCE_DATABASE_URL, B from ``--database-url`` and runs two workers."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with elicence_serve(tmp_path / "a", env) as a, \
-            elicence_serve(tmp_path / "b", {**env, "ELICENCE_PUBLIC_URL": a.base}) as b, \
+    with elicence_serve(tmp_path / "a", {"ELICENCE_DATABASE_URL": pg_url, **shared_secrets}) as a, \
+            elicence_serve(tmp_path / "b", {**shared_secrets, "ELICENCE_PUBLIC_URL": a.base},
+                           ["--database-url", pg_url, "--workers", "2"]) as b, \
             httpx.Client(base_url=a.base, timeout=60) as A, httpx.Client(base_url=b.base, timeout=60) as B:
         yield a, b, A, B
 
