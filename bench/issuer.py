@@ -43,7 +43,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bench.timing import measure
+from bench.timing import latency_ms, measure
 from credentials import openid4vci as o4
 from credentials import status_list
 from elicence.app import open_issuer
@@ -257,9 +257,7 @@ def _revocation_latency(base: str, service: Any, api_key: str, count: int) -> di
             if value != 1:
                 raise RuntimeError(f"revocation of {row.id} not visible in the served token (status {value})")
             samples.append(elapsed)
-    samples.sort()
-    return {"n": len(samples), "median_ms": samples[len(samples) // 2] * 1e3,
-            "p95_ms": samples[min(len(samples) - 1, int(len(samples) * 0.95))] * 1e3, "max_ms": samples[-1] * 1e3}
+    return latency_ms(samples)
 
 
 def _served_status(token: str, idx: int) -> int:

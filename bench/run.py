@@ -351,7 +351,7 @@ def _section_issuer(r: dict[str, Any]) -> tuple[list[str], list[Goal]]:
               "| database | revocations | median | p95 | max |", "|---|---:|---:|---:|---:|"]
     for name, d in r["databases"].items():
         v = d["revocation"]
-        lines.append(f"| {name} | {v['n']} | {v['median_ms']:.1f} ms | {v['p95_ms']:.1f} ms | {v['max_ms']:.1f} ms |")
+        lines.append(f"| {name} | {v['n']} | {v['p50_ms']:.1f} ms | {v['p95_ms']:.1f} ms | {v['max_ms']:.1f} ms |")
     if "postgres_skipped" in r:
         lines += ["", f"PostgreSQL was not measured: {r['postgres_skipped']}."]
     return lines, goals

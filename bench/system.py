@@ -35,6 +35,7 @@ import httpx
 from sqlalchemy import text
 
 from bench import issuer as fbench
+from bench.timing import latency_ms
 from credentials import openid4vci as o4
 from credentials import status_list as sl
 from elicence.app import open_issuer
@@ -46,16 +47,6 @@ __all__ = ["run"]
 DATABASE = "elicence_bench_system"
 BIG = "bench-big"
 BIG_LIST = 1 << 20
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
-def _latency(samples: list[float]) -> dict[str, float]:
-    return {"n": len(samples), "p50_ms": _percentile(samples, 0.5) * 1e3, "p95_ms": _percentile(samples, 0.95) * 1e3,
-            "p99_ms": _percentile(samples, 0.99) * 1e3, "max_ms": max(samples) * 1e3}
 
 
 def _sizes(service: Any) -> dict[str, int]:
@@ -106,7 +97,7 @@ def _big_list(service: Any, env: dict[str, str], workdir: Path, revocations: int
                 raise RuntimeError(f"revocation of {row.id} not visible in the 2^20-entry list")
     gzip_bytes = len(gzip.compress(first.content))
     return {"entries": BIG_LIST, "token_bytes": len(first.content), "token_gzip_bytes": gzip_bytes,
-            "first_get_ms": first_s * 1e3, "stored": _latency(stored), "revocation": _latency(visible)}
+            "first_get_ms": first_s * 1e3, "stored": latency_ms(stored), "revocation": latency_ms(visible)}
 
 
 async def _flows(base: str, offers: list[Any], issuer_id: str, concurrency: int) -> tuple[list[float], int]:
@@ -159,7 +150,7 @@ def _end_to_end(service: Any, env: dict[str, str], workdir: Path, count: int, co
         client_cpu = time.process_time() - cpu0
     consistency = fbench._check_consistency(service, api_key, before + len(samples))
     return {"flows": count, "credentials": len(samples), "errors": errors, "seconds": seconds,
-            "per_second": len(samples) / seconds, "latency": _latency(samples), "client_cpu_seconds": client_cpu,
+            "per_second": len(samples) / seconds, "latency": latency_ms(samples), "client_cpu_seconds": client_cpu,
             "concurrency": concurrency, "workers": workers, "consistency": consistency}
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Stats", "stats", "measure", "interleaved", "fmt_ns"]
+__all__ = ["Stats", "stats", "latency_ms", "measure", "interleaved", "fmt_ns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,16 @@ def stats(samples: list[int]) -> Stats:
         raise ValueError("need at least two samples")
     deciles = statistics.quantiles(samples, n=10, method="inclusive")
     return Stats(len(samples), float(statistics.median(samples)), deciles[0], deciles[-1], float(min(samples)))
+
+
+def latency_ms(seconds: list[float]) -> dict[str, float]:
+    """Latencies measured in seconds, summarised in milliseconds: ``n``, ``p50_ms``, ``p95_ms``,
+    ``p99_ms`` (inclusive percentiles) and ``max_ms``."""
+    if not seconds:
+        raise ValueError("need at least one sample")
+    q = statistics.quantiles(seconds, n=100, method="inclusive") if len(seconds) > 1 else [seconds[0]] * 99
+    return {"n": len(seconds), "p50_ms": statistics.median(seconds) * 1e3, "p95_ms": q[94] * 1e3,
+            "p99_ms": q[98] * 1e3, "max_ms": max(seconds) * 1e3}
 
 
 def measure(fn: Callable[[int], Any], *, repeats: int, warmup: int = 3) -> Stats:

@@ -48,6 +48,7 @@ from sqlalchemy import func, select
 
 from bench.issuer import (DEFAULT_POSTGRES_URL, POSTGRES_URL_ENV, _environment, _free_port, _fresh_postgres, _loadgen,
                           _server)
+from bench.timing import latency_ms
 from bench.wallet import PIN, _holder, _ok
 from credentials import qr
 from elicence.app import Deployment, open_deployment
@@ -138,9 +139,8 @@ def _round_trips(client: httpx.Client, wallet_headers: dict[str, str], api_key: 
         for name, (a, b) in zip(steps, ((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
             steps[name].append(b - a)
         totals.append(t4 - t0)
-    q = statistics.quantiles(totals, n=100, method="inclusive") if len(totals) > 1 else [totals[0]] * 99
-    return {"n": n, "p50_ms": statistics.median(totals) * 1e3, "p95_ms": q[94] * 1e3, "max_ms": max(totals) * 1e3,
-            "polls": polls, "steps_p50_ms": {k: statistics.median(v) * 1e3 for k, v in steps.items()}}
+    return {**latency_ms(totals), "polls": polls,
+            "steps_p50_ms": {k: statistics.median(v) * 1e3 for k, v in steps.items()}}
 
 
 def _database(database_url: str | None) -> tuple[str, str, str | None]:

@@ -180,9 +180,9 @@ class Settings:
         if catalogue_dir is not None and not (catalogue_dir.is_dir() and any(catalogue_dir.glob("*.json"))):
             problems.append(f"{CATALOGUE_DIR_ENV}={catalogue_text!r}: not a directory of service item files (*.json)")
 
-        ttl_text = env.get(STATUS_TTL_ENV, "").strip()
-        status_ttl = int(ttl_text) if ttl_text.isdigit() and 1 <= int(ttl_text) <= 3600 else DEFAULT_STATUS_TTL
-        if ttl_text and not (ttl_text.isdigit() and 1 <= int(ttl_text) <= 3600):
+        ttl_text = env.get(STATUS_TTL_ENV, "").strip() or str(DEFAULT_STATUS_TTL)
+        status_ttl = int(ttl_text) if ttl_text.isdigit() else 0
+        if not 1 <= status_ttl <= 3600:
             problems.append(f"{STATUS_TTL_ENV}={ttl_text!r}: a whole number of seconds from 1 to 3600")
 
         if problems:

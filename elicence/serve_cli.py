@@ -56,7 +56,7 @@ def _overrides(args: argparse.Namespace | None) -> dict[str, str]:
 
     if args is None:
         return {}
-    given = {PORT_ENV: args.port, HOST_ENV: args.host, DATABASE_URL_ENV: getattr(args, "database_url", None)}
+    given = {PORT_ENV: args.port, HOST_ENV: args.host, DATABASE_URL_ENV: args.database_url}
     return {name: str(value) for name, value in given.items() if value is not None}
 
 

@@ -17,7 +17,8 @@ from issuer import store
 from issuer.service import IssuerService
 from keys.keystore import generate_kek
 from tests.elicence.test_audit_cli import run
-from tests.system.issuing import issue_licences, synthetic_usccs
+from bench.issuer import import_synthetic_records
+from tests.system.issuing import issue_licences
 
 SLUG = "sh-amr"
 
@@ -53,7 +54,7 @@ def healthy(database_url, sessions) -> Healthy:
     service.create_authority(slug=SLUG, name_zh="上海市市场监督管理局", name_en="Shanghai AMR",
                              types=["business-licence"], status_list_size=8)
     operator = service.create_operator(authority=SLUG, name="op").operator
-    issue_licences(service, SLUG, synthetic_usccs(service, SLUG, 9, seed=3), threads=2)
+    issue_licences(service, SLUG, import_synthetic_records(service, 9, 3, slug=SLUG), threads=2)
     rows = sorted(service.list_credentials(operator, limit=100).items, key=lambda c: c.id)
     service.change_status(operator, credential_id=rows[0].id, action="revoke", reason="deregistered")
     service.change_status(operator, credential_id=rows[1].id, action="suspend")

@@ -10,17 +10,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.issuer import import_synthetic_records
 from credentials import openid4vci as o4
 from issuer.service import IssuerService, OfferCreated
 from keys.signer import SoftwareSigner
 
 LICENCE = "business-licence"
-
-
-def synthetic_usccs(service: IssuerService, slug: str, count: int, *, seed: int) -> list[str]:
-    """Import ``count`` synthetic business-licence records (distinct USCCs) for ``slug``; their USCCs."""
-    return import_synthetic_records(service, count, seed, slug=slug)
 
 
 def issue_licences(service: IssuerService, slug: str, usccs: Sequence[str], *, threads: int = 8) -> list[str]:

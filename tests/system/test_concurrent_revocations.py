@@ -29,7 +29,8 @@ from elicence.config import Settings
 from elicence.db import make_engine, session_factory
 from issuer import store
 from tests.elicence.served import elicence_serve
-from tests.system.issuing import issue_licences, synthetic_usccs
+from bench.issuer import import_synthetic_records
+from tests.system.issuing import issue_licences
 
 pytestmark = pytest.mark.postgres
 SLUG = "fault-amr"
@@ -57,7 +58,7 @@ def test_a_thousand_concurrent_revocations_are_all_in_the_served_tokens(pg_url, 
             service.create_authority(slug=SLUG, name_zh="故障测试局", name_en="Fault Test Bureau",
                                      types=["business-licence"], status_list_size=LIST_SIZE)
             api_key = service.create_operator(authority=SLUG, name="revoker").api_key
-            issue_licences(service, SLUG, synthetic_usccs(service, SLUG, CREDENTIALS, seed=6))
+            issue_licences(service, SLUG, import_synthetic_records(service, CREDENTIALS, 6, slug=SLUG))
             with store.unit_of_work(session_factory(engine), read_only=True) as tx:
                 rows = [(r.id, r.status_list_id, r.status_idx) for r in tx.execute(
                     store.IssuerCredential.__table__.select().where(store.IssuerCredential.authority_slug == SLUG))]
