@@ -386,6 +386,10 @@ def read_flat_csv(path: str | os.PathLike[str], ctype: Any) -> Iterator[tuple[in
             columns = _header(header, by_name, ctype)
             prev = reader.line_num
             width = len(columns)
+            # Per column: the parent keys, the member, whether empty is null, and the parser (None:
+            # the cell is the value, as _Column.parse has it for text).
+            plan = [(c.keys[:-1], c.keys[-1], c.nullable, None if "string" in c.types or not c.types else c.parse)
+                    for c in columns]
             for cells in reader:
                 line = prev + 1
                 prev = reader.line_num
@@ -394,17 +398,17 @@ def read_flat_csv(path: str | os.PathLike[str], ctype: Any) -> Iterator[tuple[in
                 if len(cells) != width:
                     raise FileMalformed(f"line {line}", f"{len(cells)} cells, but the header has {width} columns")
                 claims: dict[str, Any] = {}
-                for column, cell in zip(columns, cells):
+                for (parents, member, nullable, parse), cell in zip(plan, cells):
                     if cell == "":
-                        if not column.nullable:
+                        if not nullable:
                             continue
                         value = None
                     else:
-                        value = column.parse(cell)
+                        value = cell if parse is None else parse(cell)
                     target = claims
-                    for key in column.keys[:-1]:
+                    for key in parents:
                         target = target.setdefault(key, {})
-                    target[column.keys[-1]] = value
+                    target[member] = value
                 yield line, claims, "\x1f".join(cells)
         except csv.Error as exc:
             raise FileMalformed(f"line {prev + 1}", f"not valid CSV: {exc}") from exc

@@ -106,6 +106,11 @@ WITHDRAWN = "withdrawn"
 _SUSPEND_CASCADE = "licence_suspended"
 #: Dates in claims (an authorisation's valid_from / valid_until) are calendar days in China Standard Time.
 _CST = timezone(timedelta(hours=8))
+#: Bulk offers are audited as ``offers.created`` records listing at most this many offers each.
+_OFFERS_PER_AUDIT_RECORD = 1000
+# PIN digits by rejection sampling: bytes >= 250 would make some digits likelier than others.
+_BIASED_BYTES = bytes(range(250, 256))
+_DIGIT_OF_BYTE = bytes(ord("0") + b % 10 for b in range(256))
 
 
 # --- errors ---------------------------------------------------------------------------------------------
@@ -218,6 +223,33 @@ class OfferCreated:
             "tx_code": self.tx_code,
             "expires_at": _iso(self.expires_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _OfferLinks:
+    """The deep links of one authority's offers of one configuration, rendered once around placeholders.
+
+    The pre-authorised code (base64url) and the offer id (a UUID) are left as they are by
+    percent-encoding, so ``before + value + after`` is exactly the text :func:`o4.offer_uri` and
+    :func:`o4.offer_reference_uri` render for each offer, without building and encoding each one.
+    """
+
+    authority: str
+    configuration_id: str
+    by_value: tuple[str, str]
+    reference: tuple[str, str]
+    by_reference: tuple[str, str]
+
+    def offer(self, offer_id: str, uscc: str, code: str, pin: str, expires_at: datetime) -> OfferCreated:
+        return OfferCreated(offer_id, self.authority, self.configuration_id, uscc, code.join(self.by_value),
+                            offer_id.join(self.by_reference), offer_id.join(self.reference), pin, expires_at)
+
+
+def _around(text: str, placeholder: str) -> tuple[str, str]:
+    before, found, after = text.partition(placeholder)
+    if not found or placeholder in after:  # pragma: no cover - a random placeholder met by chance
+        raise RuntimeError("offer link placeholder is not unique")
+    return before, after
 
 
 #: How often a worker signs a status list again when other workers keep later signings of older versions
@@ -660,7 +692,7 @@ class IssuerService:
     ) -> OfferCreated:
         offer_id = str(uuid.UUID(bytes=self._random(16), version=4))
         code = self._code_for(offer_id)
-        pin = "".join(str(b % 10) for b in self._pin_bytes(self.policy.pin_length))
+        (pin,) = self._pins(1)
         salt = self._random(16)
         expires_at = now + timedelta(seconds=ttl)
         store.create_offer(
@@ -691,12 +723,22 @@ class IssuerService:
             expires_at=expires_at,
         )
 
-    def _pin_bytes(self, n: int) -> list[int]:
-        # Rejection sampling: bytes >= 250 would make some digits likelier than others.
-        out: list[int] = []
-        while len(out) < n:
-            out.extend(b for b in self._random(n * 2) if b < 250)
-        return out[:n]
+    def _pins(self, count: int) -> list[str]:
+        """``count`` PINs of ``policy.pin_length`` uniformly random decimal digits (one draw for all)."""
+        size = self.policy.pin_length
+        digits = b""
+        while len(digits) < count * size:
+            digits += self._random(2 * (count * size - len(digits))).translate(None, _BIASED_BYTES)
+        text = digits.translate(_DIGIT_OF_BYTE).decode("ascii")
+        return [text[i : i + size] for i in range(0, count * size, size)]
+
+    def _offer_links(self, auth: Authority, configuration_id: str) -> _OfferLinks:
+        code, offer_id = self._token(), str(uuid.UUID(bytes=self._random(16), version=4))
+        reference = self.endpoint(auth.slug, f"offers/{offer_id}")
+        return _OfferLinks(auth.slug, configuration_id,
+                           by_value=_around(o4.offer_uri(self._offer_value(auth, configuration_id, code)), code),
+                           reference=_around(reference, offer_id),
+                           by_reference=_around(o4.offer_reference_uri(reference), offer_id))
 
     def _offer_value(self, auth: Authority, configuration_id: str, code: str) -> o4.CredentialOffer:
         return o4.CredentialOffer(
@@ -734,13 +776,18 @@ class IssuerService:
     ) -> list[OfferCreated]:
         """One offer per record, in one transaction (the CLI's bulk issuance); raises ``NotFound``.
 
-        ``replace_open``: the records' offers still open are withdrawn in the same transaction (audited
-        ``offer.withdrawn``, reason ``replaced``), so each record is left with the one offer made here.
+        Audited per batch, not per offer: ``offers.created`` records (subject: the authority) whose
+        ``details`` are the type's ``vct`` and ``offers``, the ``[offer id, USCC]`` pairs, at most
+        :data:`_OFFERS_PER_AUDIT_RECORD` a record. ``replace_open``: the records' offers still open are
+        withdrawn in the same transaction (audited ``offer.withdrawn``, reason ``replaced``), so each
+        record is left with the one offer made here.
         """
         auth = self.authority(authority)
         ctype = self._issued_type(auth, type_name)
         ttl = self._offer_ttl(expires_in)
         now = self.now()
+        expires_at = now + timedelta(seconds=ttl)
+        links = self._offer_links(auth, ctype.slug)
         out = []
         with unit_of_work(self._sessions) as tx:
             records = store.record_ids(tx, authority=auth.slug, vct=ctype.vct, usccs=usccs)
@@ -748,25 +795,24 @@ class IssuerService:
             if missing:
                 raise NotFound(f"no {ctype.slug} record for {missing[0]} ({len(missing)} missing)")
             rows = []
-            for uscc in usccs:
+            for uscc, pin in zip(usccs, self._pins(len(usccs))):
                 offer_id = str(uuid.UUID(bytes=self._random(16), version=4))
                 code = self._code_for(offer_id)
-                pin = "".join(str(b % 10) for b in self._pin_bytes(self.policy.pin_length))
                 salt = self._random(16)
-                rows.append(store.NewOffer(offer_id, auth.slug, ctype.slug, _sha256(code), now + timedelta(seconds=ttl),
-                                           records[uscc], salt, _pin_hash(self._pin_key, salt, pin)))
-                reference = self.endpoint(auth.slug, f"offers/{offer_id}")
-                out.append(OfferCreated(offer_id, auth.slug, ctype.slug, uscc,
-                                        o4.offer_uri(self._offer_value(auth, ctype.slug, code)),
-                                        o4.offer_reference_uri(reference), reference, pin, now + timedelta(seconds=ttl)))
+                rows.append(store.NewOffer(offer_id, auth.slug, ctype.slug, _sha256(code), expires_at, records[uscc],
+                                           salt, _pin_hash(self._pin_key, salt, pin)))
+                out.append(links.offer(offer_id, uscc, code, pin, expires_at))
             withdrawn = []
             if replace_open:
                 for stale in store.open_offers_of_records(tx, record_ids=list(records.values())):
                     store.set_offer_state(tx, offer_id=stale.id, state=store.OfferState.WITHDRAWN, now=now)
                     withdrawn.append(store.AuditEntry(now, actor, "offer.withdrawn", stale.id, {"reason": "replaced"}))
             store.insert_offers(tx, offers=rows, now=now)
+            pairs = [[o.offer_id, o.uscc] for o in out]
             store.append_audits(tx, chain=auth.slug, entries=withdrawn + [
-                store.AuditEntry(now, actor, "offer.created", o.offer_id, {"uscc": o.uscc, "vct": ctype.vct}) for o in out
+                store.AuditEntry(now, actor, "offers.created", auth.slug,
+                                 {"vct": ctype.vct, "offers": pairs[i : i + _OFFERS_PER_AUDIT_RECORD]})
+                for i in range(0, len(pairs), _OFFERS_PER_AUDIT_RECORD)
             ])
         return out
 

@@ -44,6 +44,9 @@ are serialised and ``with_for_update()`` (a no-op there) is not needed; on Postg
 the work under READ COMMITTED. Rows are locked ``FOR NO KEY UPDATE`` (``key_share=True``), never
 ``FOR UPDATE``: that still excludes every other locker, but not the ``KEY SHARE`` locks that foreign
 key checks take, so revoking a licence while an authorisation under it is inserted cannot deadlock.
+The bulk writes of registry records and offers (:func:`import_records`, :func:`insert_offers`) use
+``COPY`` on PostgreSQL (records through a temporary table and one upsert), storing exactly what the
+statements store on SQLite.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ import hashlib
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType, SimpleNamespace
@@ -77,15 +80,17 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    column,
     delete,
     insert,
     or_,
     select,
+    table,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -932,9 +937,13 @@ def _require_str(name: str, value: Any, *, max_len: int, empty: bool = False) ->
 def _json_object(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidValue(f"{name} must be a JSON object")
-    plain = _plain_json(value)
+    plain = value  # plain JSON (claims parsed from a file or a request) is stored as it is
     try:
-        json.dumps(plain, allow_nan=False)
+        try:
+            json.dumps(plain, allow_nan=False)
+        except TypeError:  # frozen mappings (values read from the store) become plain ones
+            plain = _plain_json(value)
+            json.dumps(plain, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidValue(f"{name} is not JSON: {exc}") from exc
     return plain
@@ -948,6 +957,30 @@ def _dialect_insert(session: Session, table: Any) -> Any:
     if name == "sqlite":
         return sqlite.insert(table)
     raise StoreError(f"database {name!r} is not supported")  # pragma: no cover - elicence.db refuses it
+
+
+def _copy_in(session: Session, target: str, columns: Sequence[Any], rows: Iterable[Mapping[str, Any]]) -> None:
+    """PostgreSQL: ``COPY target (columns) FROM STDIN`` of ``rows`` (by column name) in the session's
+    transaction.
+
+    A bulk write without a statement per row: it took half the time of an ``executemany`` of the
+    same ``INSERT`` for 100,000 offers, whose parameters SQLAlchemy and the driver process row by row.
+    The driver adapts the values as it adapts query parameters; a JSON column gets ``json.dumps`` of
+    its value, ``None`` included (JSON ``null``), as SQLAlchemy's ``JSON`` type writes it. Driver
+    errors are raised as SQLAlchemy's, as a statement's would be (``IntegrityError`` for a violated
+    constraint).
+    """
+    names = [c.name for c in columns]
+    encoders = [json.dumps if isinstance(c.type, JSON) else None for c in columns]
+    connection = session.connection()
+    dialect = connection.dialect
+    statement = f"COPY {target} ({', '.join(names)}) FROM STDIN"
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[n] if encode is None else encode(row[n]) for n, encode in zip(names, encoders)])
+    except dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
 
 
 @contextlib.contextmanager
@@ -1318,8 +1351,11 @@ def _record_values(authority: Authority, item: Any, now: datetime) -> dict[str, 
     }
 
 
-def _record_upsert(session: Session) -> Any:
+def _record_upsert(session: Session, rows_from: Any = None) -> Any:
+    """Insert or replace records: the statement's parameters, or the rows of the ``rows_from`` select."""
     stmt = _dialect_insert(session, _RECORD)
+    if rows_from is not None:
+        stmt = stmt.from_select([c.name for c in _RECORD.columns], rows_from)
     return stmt.on_conflict_do_update(
         index_elements=[_RECORD.c.authority_slug, _RECORD.c.vct, _RECORD.c.uscc],
         set_={"claims": stmt.excluded.claims, "updated_at": stmt.excluded.updated_at},
@@ -1375,11 +1411,23 @@ def import_records(
         rows.append(values)
     if not rows:
         return 0
-    stmt = _record_upsert(session)
     with _savepoint(session, "the batch conflicts with stored data; nothing was written"):
-        for start in range(0, len(rows), chunk):
-            session.execute(stmt, rows[start : start + chunk])
+        if session.get_bind().dialect.name == "postgresql":
+            # COPY into a session-private stage, then one upsert from it.
+            session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_RECORD_STAGE.name} "
+                                 f"(LIKE {_RECORD.name}) ON COMMIT DELETE ROWS"))
+            _copy_in(session, _RECORD_STAGE.name, _RECORD.columns, rows)
+            session.execute(_record_upsert(session, select(_RECORD_STAGE)))
+            session.execute(delete(_RECORD_STAGE))
+        else:
+            stmt = _record_upsert(session)
+            for start in range(0, len(rows), chunk):
+                session.execute(stmt, rows[start : start + chunk])
     return len(rows)
+
+
+#: PostgreSQL: the temporary table :func:`import_records` copies a batch into before its upsert.
+_RECORD_STAGE = table("issuer_record_stage", *(column(c.name) for c in _RECORD.columns))
 
 
 def get_record(session: Session, /, *, authority: str, vct: str, uscc: str) -> Record | None:
@@ -2100,8 +2148,11 @@ def insert_offers(session: Session, /, *, offers: Sequence[NewOffer], now: datet
             "updated_at": now,
         })
     with _savepoint(session, "an offer conflicts (id, code, or a missing reference)"):
-        for start in range(0, len(rows), chunk):
-            session.execute(insert(_OFFER), rows[start : start + chunk])
+        if session.get_bind().dialect.name == "postgresql":
+            _copy_in(session, _OFFER.name, _OFFER.columns, rows)
+        else:
+            for start in range(0, len(rows), chunk):
+                session.execute(insert(_OFFER), rows[start : start + chunk])
     return len(rows)
 
 

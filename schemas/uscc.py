@@ -53,6 +53,7 @@ __all__ = [
 #: The GB 32100 code character set; a character's value is its index (A=10 ... Y=30).
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
+_CHARSET = frozenset(ALPHABET)
 #: Weights of positions 1-17: 3^(i-1) mod 31.
 WEIGHTS: tuple[int, ...] = tuple(pow(3, i, 31) for i in range(17))
 #: GB 11714 weights of the eight body characters of the organisation code.
@@ -158,6 +159,10 @@ def _org_value(c: str) -> int:
     return int(c) if c.isdigit() else ord(c) - ord("A") + 10
 
 
+# The characters an organisation code body may hold are those of the USCC set (checked first).
+_ORG_VALUE = {c: _org_value(c) for c in ALPHABET}
+
+
 def org_code_check_char(body: str) -> str:
     """The GB 11714 check character (0-9 or X) of an 8-character organisation code body.
 
@@ -169,7 +174,7 @@ def org_code_check_char(body: str) -> str:
             "length", "组织机构代码本体应为 8 位", "an organisation code body must be 8 characters"
         )
     _check_characters(body, offset=9)
-    r = 11 - sum(_org_value(c) * w for c, w in zip(body, ORG_WEIGHTS)) % 11
+    r = 11 - sum([_ORG_VALUE[c] * w for c, w in zip(body, ORG_WEIGHTS)]) % 11
     return {10: "X", 11: "0"}.get(r, str(r))
 
 
@@ -186,11 +191,13 @@ def uscc_check_char(first17: str) -> str:
             "the check character is computed from exactly 17 characters",
         )
     _check_characters(first17, offset=1)
-    r = 31 - sum(_VALUE[c] * w for c, w in zip(first17, WEIGHTS)) % 31
+    r = 31 - sum([_VALUE[c] * w for c, w in zip(first17, WEIGHTS)]) % 31
     return ALPHABET[r % 31]
 
 
 def _check_characters(text: str, *, offset: int) -> None:
+    if _CHARSET.issuperset(text):  # the usual case; the loop below says what is wrong otherwise
+        return
     for i, c in enumerate(text, start=offset):
         if c in _VALUE:
             continue

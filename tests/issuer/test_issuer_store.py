@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 from datetime import timedelta
 
@@ -471,6 +473,52 @@ def test_offers_round_trip_and_are_found_by_code(world, sessions, kit):
                 tx, offer_id="o3", authority=world.slug, configuration_id="x", code_hash="e" * 64,
                 expires_at=kit.NOW, now=kit.NOW, pin_salt=b"s",
             )
+
+
+def _stored(tx, table, key, value):
+    # Every column as the database holds it, a JSON column as its text.
+    columns = store.IssuerBase.metadata.tables[table].c
+    listed = ", ".join(f"CAST({c.name} AS TEXT) AS {c.name}" if c.name == "claims" else c.name for c in columns)
+    return tx.execute(text(f"SELECT {listed} FROM {table} WHERE {key} = :v"), {"v": value}).one()._asdict()
+
+
+def test_bulk_writes_store_exactly_what_single_statements_store(world, sessions, kit):
+    # On PostgreSQL import_records and insert_offers COPY their rows instead of running statements.
+    one, two = kit.licence_claims(1), kit.licence_claims(2)
+    with _tx(sessions) as tx:
+        single = store.upsert_record(tx, authority=world.slug, vct=kit.BL, uscc=one["uscc"], claims=one, now=kit.NOW)
+        store.import_records(tx, authority=world.slug, records=[RecordInput(kit.BL, two["uscc"], two)], now=kit.NOW)
+        bulk = store.get_record(tx, authority=world.slug, vct=kit.BL, uscc=two["uscc"])
+        _offer(tx, world, kit, offer_id="o-single", code_hash="1" * 64, record_id=single.id)
+        store.insert_offers(tx, now=kit.NOW, offers=[store.NewOffer(
+            "o-bulk", world.slug, "business_licence", "2" * 64, kit.NOW + timedelta(minutes=10), bulk.id, b"salt", b"hash")])
+    with _tx(sessions) as tx:
+        records = [_stored(tx, "issuer_record", "id", r.id) for r in (single, bulk)]
+        offers = [_stored(tx, "issuer_offer", "id", i) for i in ("o-single", "o-bulk")]
+    assert [r["claims"] for r in records] == [json.dumps(one), json.dumps(two)]
+    assert [{k: v for k, v in r.items() if k not in ("id", "uscc", "claims")} for r in records] == \
+        [{k: v for k, v in records[0].items() if k not in ("id", "uscc", "claims")}] * 2
+    assert offers[0]["claims"] == offers[1]["claims"] == "null"  # SQLAlchemy's JSON type writes None so
+    assert [{k: v for k, v in o.items() if k not in ("id", "code_hash", "record_id")} for o in offers] == \
+        [{k: v for k, v in offers[0].items() if k not in ("id", "code_hash", "record_id")}] * 2
+
+
+@pytest.mark.parametrize("clash", ["code_hash", "record_id"])
+def test_a_bulk_offer_that_conflicts_writes_none_of_its_batch(world, sessions, kit, clash):
+    claims = kit.licence_claims(1)
+    with _tx(sessions) as tx:
+        record = store.upsert_record(tx, authority=world.slug, vct=kit.BL, uscc=claims["uscc"], claims=claims, now=kit.NOW)
+        _offer(tx, world, kit, offer_id="o-stored", code_hash="1" * 64, record_id=record.id)
+    offers = [store.NewOffer(f"o-{i}", world.slug, "business_licence", str(i + 2) * 64, kit.NOW + timedelta(minutes=10),
+                             record.id, b"salt", b"hash") for i in range(3)]
+    # A code hash taken, or a record that does not exist: the second offer of three breaks the batch.
+    offers[1] = dataclasses.replace(offers[1], **{"code_hash": "1" * 64} if clash == "code_hash" else {"record_id": "no-such-record"})
+    with _tx(sessions) as tx:
+        with pytest.raises(store.Conflict) as exc:
+            store.insert_offers(tx, offers=offers, now=kit.NOW)
+        assert exc.value.code == "conflict"
+        # The transaction goes on: nothing of the batch, the stored offer untouched.
+        assert tx.execute(text("SELECT id FROM issuer_offer")).scalars().all() == ["o-stored"]
 
 
 def test_pin_attempts_run_out(world, sessions, kit):

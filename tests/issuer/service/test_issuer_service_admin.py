@@ -6,8 +6,10 @@ import pytest
 
 from credentials import openid4vci as o4
 from credentials import status_list as sl
+from issuer import service as service_module
 from issuer.service import Forbidden, IdempotencyConflict, Unauthorized, UnknownType
 from issuer.store import Conflict, InvalidRow, InvalidTransition, InvalidValue, NotFound, OfferState
+from schemas.registry import get_type
 
 
 
@@ -169,8 +171,53 @@ def test_bulk_offers_for_many_records_in_one_call(desk):
     assert len({o.offer_id for o in offers}) == len({desk.code(o) for o in offers}) == 40
     assert all(len(o.tx_code) == 6 and o.tx_code.isdigit() for o in offers)
     assert desk.count("offer", "state = 'offered'") == 40
-    assert desk.actions().count("offer.created") == 40
+    (batch,) = [r for r in desk.service.audit(desk.operator, limit=1000) if r.action == "offers.created"]
+    assert batch.subject == desk.SLUG and batch.details["vct"] == get_type("business-licence").vct
+    assert [tuple(pair) for pair in batch.details["offers"]] == [(o.offer_id, o.uscc) for o in offers]
+    assert "offer.created" not in desk.actions()
     assert desk.service.verify_audit(desk.operator).broken is None
+
+
+def test_a_large_bulk_is_audited_in_records_that_list_every_offer_once(desk, monkeypatch):
+    monkeypatch.setattr(service_module, "_OFFERS_PER_AUDIT_RECORD", 15)
+    import_batch(desk, range(1, 41))
+    usccs = [desk.licence_claims(seed)["uscc"] for seed in range(1, 41)]
+    offers = desk.service.create_offers_bulk(desk.SLUG, type_name="business-licence", usccs=usccs)
+    batches = [r for r in desk.service.audit(desk.operator, limit=1000) if r.action == "offers.created"]
+    assert [len(r.details["offers"]) for r in batches] == [15, 15, 10]
+    assert [tuple(p) for r in batches for p in r.details["offers"]] == [(o.offer_id, o.uscc) for o in offers]
+    assert desk.service.verify_audit(desk.operator).broken is None
+
+
+def test_pins_skip_the_bytes_that_would_bias_their_digits(desk, monkeypatch):
+    biased = bytes(range(250, 256))
+    draws = iter([biased * 2 + bytes([255, 0, 9, 10, 19, 99, 123, 249, 200, 41, 7, 66]), bytes([248, 3])])
+    asked = []
+
+    def random_bytes(n):
+        asked.append(n)
+        chunk = next(draws)
+        assert len(chunk) == n
+        return chunk
+
+    monkeypatch.setattr(desk.service, "_random", random_bytes)
+    # Two PINs of six digits: 24 bytes asked, 13 of them biased; then twice the one digit missing.
+    assert desk.service._pins(2) == ["090993", "901768"]
+    assert asked == [24, 2]
+
+
+def test_bulk_offer_links_are_those_the_offer_messages_render(desk):
+    import_batch(desk, range(1, 6))
+    usccs = [desk.licence_claims(seed)["uscc"] for seed in range(1, 6)]
+    auth = desk.service.authority(desk.SLUG)
+    for offer in desk.service.create_offers_bulk(desk.SLUG, type_name="business-licence", usccs=usccs):
+        code = desk.code(offer)
+        assert offer.offer_uri == o4.offer_uri(desk.service._offer_value(auth, "business-licence", code))
+        reference = desk.service.endpoint(desk.SLUG, f"offers/{offer.offer_id}")
+        assert (offer.credential_offer_uri, offer.offer_reference_uri) == (reference, o4.offer_reference_uri(reference))
+        assert o4.parse_offer_uri(offer.offer_reference_uri) == reference
+        assert desk.service.offer_document(desk.SLUG, offer.offer_id)["grants"][o4.PRE_AUTHORIZED_GRANT][
+            "pre-authorized_code"] == code
 
 
 def test_bulk_offer_issues_the_licence_of_its_own_record(desk):
