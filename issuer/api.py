@@ -29,6 +29,7 @@ registration) and status changes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime
 from typing import Annotated, Any
@@ -44,6 +45,7 @@ from credentials import qr
 from credentials.errors import CredentialError, error_responses
 from issuer import service as svc
 from issuer import store
+from issuer.group_commit import GroupCommit
 from issuer.service import IssuerService
 from schemas.errors import CredentialTypeError
 
@@ -136,6 +138,10 @@ def _too_large(limit: int) -> JSONResponse:
 def install(app: FastAPI, issuer: IssuerService) -> None:
     """Mount the issuer's routers on ``app`` and its error handlers (one per family of errors)."""
     app.state.issuer = issuer
+    # The credential endpoint's transactions, grouped (see issuer.group_commit and
+    # IssuerService.credential_batch): one per batch of concurrent requests instead of one per credential.
+    app.state.issuer_credentials = GroupCommit(lambda batch: app.state.issuer.credential_batch(batch),
+                                               name="issuer-credentials")
     app.add_middleware(BodyLimit)
     app.include_router(public_router)
     app.include_router(admin_router)
@@ -177,7 +183,8 @@ def install(app: FastAPI, issuer: IssuerService) -> None:
         return _error(400, "invalid_request", f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
 
-def _issuer(request: Request) -> IssuerService:
+async def _issuer(request: Request) -> IssuerService:
+    # async: FastAPI runs a plain function dependency in its thread pool, a thread hop per request.
     return request.app.state.issuer
 
 
@@ -297,7 +304,8 @@ async def credential(
     """Credential Endpoint (OpenID4VCI 8): key proof in, SD-JWT VC bound to that key out."""
     o4.parse_bearer_token(authorization)  # 401 before the body is read
     body = await _json_body(request, error=o4.InvalidCredentialRequest)
-    result = issuer.credential(slug, authorization=authorization, body=body)
+    prepared = issuer.prepare_credential(slug, authorization=authorization, body=body)
+    result = await asyncio.wrap_future(request.app.state.issuer_credentials.submit(prepared))
     return JSONResponse(result, headers=dict(o4.NO_STORE))
 
 
@@ -382,7 +390,7 @@ def _operator(slug: Slug, request: Request, authorization: Annotated[str | None,
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             key = value.strip()
-    return _issuer(request).authenticate(key, authority=slug)
+    return request.app.state.issuer.authenticate(key, authority=slug)
 
 
 OperatorDep = Annotated[store.Operator, Depends(_operator)]

@@ -42,8 +42,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -82,6 +84,7 @@ __all__ = [
     "IssuerService",
     "OfferCreated",
     "StatusToken",
+    "CredentialRequest",
     "ServiceError",
     "Unauthorized",
     "Forbidden",
@@ -94,6 +97,8 @@ __all__ = [
     "STAFF_AUTHORISATION",
     "REVOCATION_REASONS",
 ]
+
+_log = logging.getLogger(__name__)
 
 BUSINESS_LICENCE = "business-licence"
 STAFF_AUTHORISATION = "staff-authorisation"
@@ -267,6 +272,37 @@ class StatusToken:
     version: int
     signed_at: int
     kid: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRequest:
+    """A credential request whose form and key proof are checked (:meth:`IssuerService.prepare_credential`),
+    waiting for its transaction (:meth:`IssuerService.credential_batch`)."""
+
+    auth: Authority
+    ctype: CredentialType
+    token_hash: str = field(repr=False)
+    proof: o4.ProofResult
+    now: datetime
+
+
+class _Abandon(Exception):
+    """A batch of :meth:`IssuerService.credential_batch` is rolled back; each request goes on its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Issuance:
+    """One credential to sign and record (:meth:`IssuerService._issue_many`)."""
+
+    ctype: CredentialType
+    claims: dict[str, Any]
+    uscc: str
+    holder_jwk: Mapping[str, Any] | None
+    holder_thumbprint: str | None
+    record_id: str | None
+    granted_under: str | None
+    actor: str
+    details: Mapping[str, Any]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -900,6 +936,12 @@ class IssuerService:
         Raises ``OpenId4VciError`` (``invalid_token``, ``invalid_credential_request``,
         ``unknown_credential_configuration``, ``invalid_proof``, ``invalid_nonce``, ...).
         """
+        return self._credential(self.prepare_credential(slug, authorization=authorization, body=body))
+
+    def prepare_credential(self, slug: str, *, authorization: Any, body: Any) -> CredentialRequest:
+        """What the Credential Endpoint checks before the database: the bearer token's form, the request
+        and the key proof (signature, ``typ``, audience, age, algorithm). Raises ``OpenId4VciError``.
+        The result goes to :meth:`credential_batch`."""
         access_token = o4.parse_bearer_token(authorization)
         try:
             auth = self.authority(slug)
@@ -908,19 +950,22 @@ class IssuerService:
         configs = self.configurations(auth)
         request = o4.parse_credential_request(body, configurations=configs)
         now = self.now()
-        t = int(now.timestamp())
         proof = o4.verify_proof(
             request.proofs[0],
             audience=auth.issuer_id,
-            now=t,
+            now=int(now.timestamp()),
             max_age=self.policy.proof_max_age,
             skew=self.policy.proof_skew,
             accepted_algs=self.policy.proof_algs,
         )
-        ctype = configs[request.configuration_id]
+        return CredentialRequest(auth, configs[request.configuration_id], _sha256(access_token), proof, now)
+
+    def _credential(self, r: CredentialRequest) -> dict[str, Any]:
+        """One prepared request in its own transaction, every check with its precise error."""
+        slug, now, proof = r.auth.slug, r.now, r.proof
         with unit_of_work(self._sessions) as tx:
             try:
-                token = store.consume_access_token(tx, token_hash=_sha256(access_token), now=now)
+                token = store.consume_access_token(tx, token_hash=r.token_hash, now=now)
             except store.Spent as exc:
                 raise o4.InvalidToken(f"the access token is {exc.reason}") from exc
             try:
@@ -930,9 +975,9 @@ class IssuerService:
             offer = store.get_offer(tx, offer_id=token.offer_id)
             if offer is None or offer.authority != slug or offer.state is not store.OfferState.REDEEMED:
                 raise o4.InvalidToken("the access token does not belong to an open offer of this issuer")
-            if offer.configuration_id != request.configuration_id:
+            if offer.configuration_id != r.ctype.slug:
                 raise o4.InvalidCredentialRequest(
-                    f"this access token is for {offer.configuration_id}, not {request.configuration_id}"
+                    f"this access token is for {offer.configuration_id}, not {r.ctype.slug}"
                 )
             claims, uscc, expected_holder, replaces = self._offer_claims(tx, offer)
             if expected_holder is not None and proof.holder_thumbprint != expected_holder:
@@ -955,15 +1000,99 @@ class IssuerService:
             except store.InvalidTransition as exc:
                 # Withdrawn (or issued) by another request since it was read above: nothing is issued.
                 raise o4.InvalidToken("the access token does not belong to an open offer of this issuer") from exc
-            issued = self._issue(
-                tx, auth=auth, ctype=ctype, claims=claims, uscc=uscc, holder_jwk=proof.holder_jwk,
-                holder_thumbprint=proof.holder_thumbprint, signer=signer, now=now, record_id=offer.record_id,
-                granted_under=offer.granted_under, actor=f"holder:{proof.holder_thumbprint}",
-                details={"offer": offer.id},
-            )
+            ((text, row),) = self._issue_many(tx, auth=r.auth, signer=signer, now=now, jobs=[
+                _Issuance(r.ctype, claims, uscc, proof.holder_jwk, proof.holder_thumbprint, offer.record_id,
+                          offer.granted_under, f"holder:{proof.holder_thumbprint}", {"offer": offer.id})])
             for old in replaces:
-                store.mark_replaced(tx, credential_id=old, replaced_by=issued[1].id)
-        return o4.credential_response([issued[0]])
+                store.mark_replaced(tx, credential_id=old, replaced_by=row.id)
+        return o4.credential_response([text])
+
+    def credential_batch(self, requests: Sequence[CredentialRequest]) -> list[dict[str, Any] | Exception]:
+        """Group commit for the Credential Endpoint: the outcome of each prepared request, in order (a
+        response body, or the ``OpenId4VciError`` / other exception :meth:`credential` would raise).
+
+        The plain ones (an open offer of a registry record, token and nonce unused and unexpired, no
+        licence or replaced credential involved) are issued together, one transaction per authority:
+        the tokens, nonces and offers of the batch are each used with one conditional statement, the
+        status indexes are allocated at once, and the rows and audit records are written with one
+        statement each, so the authority's status list and audit head are locked once per batch rather
+        than once per credential. The same invariants hold as for :meth:`credential`: nothing is
+        delivered before its transaction commits. Every other request (any that fails a check, a staff
+        authorisation, a change of registration, a token or nonce given twice) then goes through
+        :meth:`credential` on its own, which gives its precise error; so does every request of a batch
+        whose transaction fails.
+        """
+        outcomes: list[dict[str, Any] | Exception | None] = [None] * len(requests)
+        by_authority: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_authority.setdefault(r.auth.slug, []).append(i)
+        for indexes in by_authority.values():
+            try:
+                for i, body in self._issue_plain([requests[i] for i in indexes], indexes).items():
+                    outcomes[i] = body
+            except _Abandon:
+                pass
+            except Exception:  # noqa: BLE001 - nothing of the batch committed: each request on its own
+                _log.warning("a batch of %d credential requests failed; each is tried on its own", len(indexes),
+                             exc_info=True)
+        for i, r in enumerate(requests):
+            if outcomes[i] is None:
+                try:
+                    outcomes[i] = self._credential(r)
+                except Exception as exc:  # noqa: BLE001 - the caller answers each request with its own outcome
+                    outcomes[i] = exc
+        return outcomes  # type: ignore[return-value]
+
+    def _issue_plain(self, requests: Sequence[CredentialRequest], indexes: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Issue the plain requests of one authority in one transaction; their response bodies by index.
+
+        Raises ``_Abandon`` (or any error) to roll the batch back, when a request turns out to need more
+        than this path does: then every request of the batch goes on its own."""
+        auth = requests[0].auth
+        now = self.now()
+        tokens = Counter(r.token_hash for r in requests)
+        nonces = Counter(r.proof.nonce for r in requests)
+        # A token or nonce given twice: one of them must fail with its own error, so both go on their own.
+        todo = [(i, r) for i, r in zip(indexes, requests) if tokens[r.token_hash] == 1 and nonces[r.proof.nonce] == 1]
+        if not todo:
+            return {}
+        with unit_of_work(self._sessions) as tx:
+            signer, own_kids = self._signer_and_kids(tx, auth.slug)
+            todo = [(i, r) for i, r in todo if r.proof.holder_thumbprint not in own_kids]
+            # Each step uses what is usable (one conditional UPDATE ... RETURNING per table, in the lock
+            # order of the single path: token, nonce, offer) and gives back what a later step refused.
+            spent = store.spend_access_tokens(tx, token_hashes=[r.token_hash for _, r in todo], now=now)
+            todo = [(i, r) for i, r in todo if r.token_hash in spent]
+            used = store.spend_nonces(tx, values=[r.proof.nonce for _, r in todo], now=now)
+            refused = [r.token_hash for _, r in todo if r.proof.nonce not in used]
+            todo = [(i, r) for i, r in todo if r.proof.nonce in used]
+            offer_of = {r.token_hash: spent[r.token_hash].offer_id for _, r in todo}
+            if len(set(offer_of.values())) != len(offer_of):
+                raise _Abandon("one offer behind two tokens")
+            offers: dict[str, Offer] = {}
+            for configuration_id in {r.ctype.slug for _, r in todo}:
+                offers.update(store.issue_record_offers(
+                    tx, authority=auth.slug, configuration_id=configuration_id, now=now,
+                    offer_ids=[offer_of[r.token_hash] for _, r in todo if r.ctype.slug == configuration_id]))
+            lost = [r for _, r in todo if offer_of[r.token_hash] not in offers]
+            store.unspend_access_tokens(tx, token_hashes=refused + [r.token_hash for r in lost])
+            store.unspend_nonces(tx, values=[r.proof.nonce for r in lost])
+            todo = [(i, r) for i, r in todo if offer_of[r.token_hash] in offers]
+            if not todo:
+                return {}
+            records = store.get_records_by_ids(tx, record_ids=[offers[offer_of[r.token_hash]].record_id for _, r in todo])
+            plain = []
+            for i, r in todo:
+                offer = offers[offer_of[r.token_hash]]
+                record = records.get(offer.record_id)
+                if offer.claims is not None or record is None:
+                    raise _Abandon("a change of registration, or a record gone")  # rare: all on their own
+                plain.append((i, r, offer, record))
+            issued = self._issue_many(tx, auth=auth, signer=signer, now=now, jobs=[
+                _Issuance(r.ctype, record.claims_json(), record.uscc, r.proof.holder_jwk, r.proof.holder_thumbprint,
+                          record.id, None, f"holder:{r.proof.holder_thumbprint}", {"offer": offer.id})
+                for _, r, offer, record in plain])
+        return {i: o4.credential_response([text]) for (i, _, _, _), (text, _) in zip(plain, issued)}
 
     def _offer_claims(self, tx: Session, offer: Offer) -> tuple[dict[str, Any], str, str | None, list[str]]:
         """(subject claims, USCC, required holder thumbprint, credential ids this issuance replaces)."""
@@ -978,63 +1107,55 @@ class IssuerService:
             raise o4.CredentialRequestDenied("this offer carries no claims")
         return claims, claims.get("enterprise_uscc", ""), extra.get("holder"), []
 
-    def _issue(
-        self,
-        tx: Session,
-        *,
-        auth: Authority,
-        ctype: CredentialType,
-        claims: dict[str, Any],
-        uscc: str,
-        holder_jwk: Mapping[str, Any] | None,
-        holder_thumbprint: str | None,
-        signer: Signer,
-        now: datetime,
-        record_id: str | None,
-        granted_under: str | None,
-        actor: str,
-        details: Mapping[str, Any],
-    ) -> tuple[str, Credential]:
+    def _issue_many(
+        self, tx: Session, *, auth: Authority, signer: Signer, now: datetime, jobs: Sequence[_Issuance]
+    ) -> list[tuple[str, Credential]]:
+        """Allocate a status index for each job, sign, record the rows and append the audit records, in
+        ``tx``. From the allocation to the commit the authority's status list and audit head are locked."""
         t = int(now.timestamp())
-        exp = self._expiry(ctype, claims, t)
-        lst = store.open_status_list(tx, authority=auth.slug, uri_prefix=self._status_prefix(auth.slug), now=now)
-        slot = store.allocate_index(tx, list_id=lst.id, now=now)
-        try:
-            text = sd_jwt_vc.issue_vc(
-                claims,
-                vct=ctype.vct,
-                issuer=auth.issuer_id,
-                signer=signer,
-                disclosable=ctype.disclosable_paths(claims),
-                holder_jwk=holder_jwk,
-                status=(slot.idx, slot.uri),
-                iat=t,
-                exp=exp,
-            )
-        except CredentialError as exc:
-            raise o4.CredentialRequestDenied(f"the credential cannot be issued: {exc.detail}") from exc
-        credential_id = str(uuid.UUID(bytes=self._random(16), version=4))
-        row = store.insert_credential(
-            tx,
-            credential_id=credential_id,
-            authority=auth.slug,
-            vct=ctype.vct,
-            uscc=uscc,
-            kid=signer.kid,
-            status_list_id=slot.list_id,
-            status_idx=slot.idx,
-            issued_at=now,
-            expires_at=datetime.fromtimestamp(exp, timezone.utc),
-            credential_hash=credential_hash(text),
-            record_id=record_id,
-            holder_thumbprint=holder_thumbprint,
-            granted_under=granted_under,
-        )
-        action = "authorisation.granted" if ctype.slug == STAFF_AUTHORISATION else "credential.issued"
-        store.append_audit(tx, chain=auth.slug, at=now, actor=actor, action=action, subject=credential_id,
-                           details={"vct": ctype.vct, "uscc": uscc, "kid": signer.kid, "status_list": slot.list_id,
-                                    "status_idx": slot.idx, "credential_hash": row.credential_hash, **details})
-        return text, row
+        slots = store.allocate_in_open_list(tx, authority=auth.slug, uri_prefix=self._status_prefix(auth.slug),
+                                            count=len(jobs), now=now)
+        texts, rows = [], []
+        for job, slot in zip(jobs, slots):
+            exp = self._expiry(job.ctype, job.claims, t)
+            try:
+                text = sd_jwt_vc.issue_vc(
+                    job.claims,
+                    vct=job.ctype.vct,
+                    issuer=auth.issuer_id,
+                    signer=signer,
+                    disclosable=job.ctype.disclosable_paths(job.claims),
+                    holder_jwk=job.holder_jwk,
+                    status=(slot.idx, slot.uri),
+                    iat=t,
+                    exp=exp,
+                )
+            except CredentialError as exc:
+                raise o4.CredentialRequestDenied(f"the credential cannot be issued: {exc.detail}") from exc
+            texts.append(text)
+            rows.append(store.NewCredential(
+                credential_id=str(uuid.UUID(bytes=self._random(16), version=4)),
+                authority=auth.slug,
+                vct=job.ctype.vct,
+                uscc=job.uscc,
+                kid=signer.kid,
+                status_list_id=slot.list_id,
+                status_idx=slot.idx,
+                issued_at=now,
+                expires_at=datetime.fromtimestamp(exp, timezone.utc),
+                credential_hash=credential_hash(text),
+                record_id=job.record_id,
+                holder_thumbprint=job.holder_thumbprint,
+                granted_under=job.granted_under,
+            ))
+        stored = store.insert_credentials(tx, credentials=rows)
+        store.append_audits(tx, chain=auth.slug, entries=[
+            store.AuditEntry(now, job.actor, "authorisation.granted" if job.ctype.slug == STAFF_AUTHORISATION
+                             else "credential.issued", row.id,
+                             {"vct": job.ctype.vct, "uscc": job.uscc, "kid": signer.kid, "status_list": row.status_list_id,
+                              "status_idx": row.status_idx, "credential_hash": row.credential_hash, **job.details})
+            for job, row in zip(jobs, stored)])
+        return list(zip(texts, stored))
 
     def _expiry(self, ctype: CredentialType, claims: Mapping[str, Any], t: int) -> int:
         if ctype.slug == STAFF_AUTHORISATION:

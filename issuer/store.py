@@ -70,6 +70,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -166,6 +167,7 @@ __all__ = [
     "open_status_list",
     "allocate_index",
     "allocate_indexes",
+    "allocate_in_open_list",
     "set_status",
     "get_list",
     "get_list_version",
@@ -206,6 +208,12 @@ __all__ = [
     "create_nonce",
     "consume_nonce",
     "purge_expired",
+    "spend_access_tokens",
+    "unspend_access_tokens",
+    "spend_nonces",
+    "unspend_nonces",
+    "issue_record_offers",
+    "get_records_by_ids",
     # idempotency
     "get_idempotency",
     "put_idempotency",
@@ -1638,11 +1646,21 @@ def allocate_indexes(
     ``InvalidValue``.
     """
     _require_aware("now", now)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise InvalidValue("count must be a positive integer")
+    _require_count(count)
     row = session.execute(_LOCK_LIST_FOR_ALLOCATION, {"list_id": list_id}).one_or_none()
     if row is None:
         raise NotFound(f"no status list {list_id}")
+    return _allocate(session, list_id, row, count, now, rng)
+
+
+def _require_count(count: Any) -> None:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidValue("count must be a positive integer")
+
+
+def _allocate(session: Session, list_id: int, row: Any, count: int, now: datetime,
+              rng: sl.RandomSource) -> tuple[Allocation, ...]:
+    """Take ``count`` random unused indexes of the locked list ``row`` (uri, size, used, used_count)."""
     if count > row.size - row.used_count:
         raise ListFull(f"status list {list_id} has {row.size - row.used_count} free indexes, {count} wanted")
     # s12.5.1 (draft-ietf-oauth-status-list): indexes are chosen at random among the unused ones.
@@ -1651,6 +1669,41 @@ def allocate_indexes(
     used = sl.mark_used(row.used, chosen, row.size)
     session.execute(_MARK_ALLOCATED, {"b_id": list_id, "b_used": used, "b_count": count, "b_now": now})
     return tuple(Allocation(list_id, row.uri, idx) for idx in chosen)
+
+
+_LOCK_OPEN_LIST = (
+    select(_LIST.c.id, _LIST.c.uri, _LIST.c.size, _LIST.c.used, _LIST.c.used_count)
+    # Float, explicitly: next to an integer column the parameter would be bound as an integer (0.75 -> 1).
+    .where(_LIST.c.authority_slug == bindparam("authority"),
+           _LIST.c.used_count < _LIST.c.size * bindparam("fill_limit", type_=Float()))
+    .order_by(_LIST.c.id.desc())
+    .limit(1)
+    .with_for_update(key_share=True)
+)
+
+
+def allocate_in_open_list(
+    session: Session,
+    /,
+    *,
+    authority: str,
+    uri_prefix: str,
+    count: int,
+    now: datetime,
+    fill_limit: float = DEFAULT_FILL_LIMIT,
+    rng: sl.RandomSource = _SYSTEM_RANDOM,
+) -> tuple[Allocation, ...]:
+    """:func:`open_status_list` and :func:`allocate_indexes` together, in two statements when the
+    authority's newest list has room (that list's row locked and written); otherwise as those two
+    functions (the authority row locked, a new list opened). Raises ``NotFound``, ``ListFull``,
+    ``InvalidValue``."""
+    _require_aware("now", now)
+    _require_count(count)
+    row = session.execute(_LOCK_OPEN_LIST, {"authority": authority, "fill_limit": fill_limit}).one_or_none()
+    if row is not None:
+        return _allocate(session, row.id, row, count, now, rng)
+    lst = open_status_list(session, authority=authority, uri_prefix=uri_prefix, now=now, fill_limit=fill_limit)
+    return allocate_indexes(session, list_id=lst.id, count=count, now=now, rng=rng)
 
 
 def allocate_index(
@@ -2333,6 +2386,88 @@ def _consume(session: Session, table: Any, key_col: Any, key: str, now: datetime
     if row.used_at is not None:
         raise Spent("already used", reason="used")
     raise Spent("expired", reason="expired")
+
+
+# --- the credential endpoint's group commit: many requests, one statement per table -------------------------
+
+
+def _spend_many(session: Session, table: Any, key_col: Any, keys: Sequence[str], now: datetime) -> list[Any]:
+    _require_aware("now", now)
+    # Sorted, so that two transactions spending overlapping sets lock the rows in the same order.
+    wanted = sorted(set(keys))
+    rows: list[Any] = []
+    for start in range(0, len(wanted), 500):
+        rows.extend(session.execute(
+            update(table)
+            .where(key_col.in_(wanted[start : start + 500]), table.c.used_at.is_(None), table.c.expires_at > now)
+            .values(used_at=now)
+            .returning(*table.c)
+        ))
+    return rows
+
+
+def _unspend(session: Session, table: Any, key_col: Any, keys: Sequence[str]) -> None:
+    wanted = sorted(set(keys))
+    for start in range(0, len(wanted), 500):
+        session.execute(update(table).where(key_col.in_(wanted[start : start + 500])).values(used_at=None))
+
+
+def spend_access_tokens(session: Session, /, *, token_hashes: Sequence[str], now: datetime) -> dict[str, AccessToken]:
+    """Use each of these access tokens that is unused and unexpired (conditional ``UPDATE ... RETURNING``,
+    as :func:`consume_access_token` for one); those used now, by hash. The others are untouched; the
+    used ones stay locked until the transaction ends."""
+    return {r.token_hash: AccessToken(r.token_hash, r.offer_id, r.expires_at, r.used_at)
+            for r in _spend_many(session, _TOKEN, _TOKEN.c.token_hash, token_hashes, now)}
+
+
+def unspend_access_tokens(session: Session, /, *, token_hashes: Sequence[str]) -> None:
+    """Give back, in the same transaction, tokens :func:`spend_access_tokens` used that the caller will
+    not use after all (they were unused before it: ``used_at`` is NULL again)."""
+    _unspend(session, _TOKEN, _TOKEN.c.token_hash, token_hashes)
+
+
+def spend_nonces(session: Session, /, *, values: Sequence[str], now: datetime) -> dict[str, Nonce]:
+    """Use each of these nonces that is unused and unexpired; those used now, by value (see
+    :func:`spend_access_tokens`)."""
+    return {r.value: Nonce(r.value, r.expires_at, r.used_at)
+            for r in _spend_many(session, _NONCE, _NONCE.c.value, values, now)}
+
+
+def unspend_nonces(session: Session, /, *, values: Sequence[str]) -> None:
+    """Give back nonces :func:`spend_nonces` used in this transaction (see :func:`unspend_access_tokens`)."""
+    _unspend(session, _NONCE, _NONCE.c.value, values)
+
+
+def issue_record_offers(
+    session: Session, /, *, authority: str, configuration_id: str, offer_ids: Sequence[str], now: datetime
+) -> dict[str, Offer]:
+    """redeemed -> issued, in one conditional ``UPDATE ... RETURNING``, for each of these offers that is
+    redeemed, of ``authority`` and ``configuration_id``, for a registry record and with no licence it was
+    granted under; those moved, by id. The others are untouched."""
+    _require_aware("now", now)
+    wanted = sorted(set(offer_ids))
+    out: dict[str, Offer] = {}
+    for start in range(0, len(wanted), 500):
+        for r in session.execute(
+            update(_OFFER)
+            .where(_OFFER.c.id.in_(wanted[start : start + 500]), _OFFER.c.state == OfferState.REDEEMED.value,
+                   _OFFER.c.authority_slug == authority, _OFFER.c.configuration_id == configuration_id,
+                   _OFFER.c.record_id.is_not(None), _OFFER.c.granted_under.is_(None))
+            .values(state=OfferState.ISSUED.value, updated_at=now)
+            .returning(*_OFFER.c)
+        ):
+            out[r.id] = _offer(r)
+    return out
+
+
+def get_records_by_ids(session: Session, /, *, record_ids: Sequence[str], chunk: int = 500) -> dict[str, Record]:
+    """The records with these ids, by id (missing ones are absent)."""
+    wanted = sorted(set(record_ids))
+    out: dict[str, Record] = {}
+    for start in range(0, len(wanted), chunk):
+        for r in session.execute(select(_RECORD).where(_RECORD.c.id.in_(wanted[start : start + chunk]))):
+            out[r.id] = _record(r)
+    return out
 
 
 def purge_expired(session: Session, /, *, now: datetime) -> int:

@@ -260,6 +260,28 @@ def test_a_full_list_refuses_and_the_next_list_opens_at_the_fill_limit(sessions,
             store.open_status_list(tx, authority="nobody", uri_prefix=kit.URI_PREFIX, now=kit.NOW)
 
 
+def test_allocation_in_the_open_list_keeps_to_the_fill_limit_and_opens_the_next_list(sessions, kit):
+    w = kit.make_world(sessions, list_size=16)
+    with _tx(sessions) as tx:
+        first = store.allocate_in_open_list(tx, authority=w.slug, uri_prefix=kit.URI_PREFIX, count=11, now=kit.NOW)
+        assert {a.list_id for a in first} == {w.list_id} and len({a.idx for a in first}) == 11
+        one = store.allocate_in_open_list(tx, authority=w.slug, uri_prefix=kit.URI_PREFIX, count=1, now=kit.NOW)
+        assert one[0].list_id == w.list_id and one[0].idx not in {a.idx for a in first}  # 11/16 < 75 %
+        # 12/16 = 75 %: the next allocation opens a new list (a fill limit bound as an integer would be 100 %).
+        fresh = store.allocate_in_open_list(tx, authority=w.slug, uri_prefix=kit.URI_PREFIX, count=3, now=kit.NOW)
+        assert {a.list_id for a in fresh} != {w.list_id} and len({a.list_id for a in fresh}) == 1
+        assert store.get_list(tx, list_id=w.list_id).info.used_count == 12
+        # More than the open list has free: refused, nothing taken.
+        with pytest.raises(store.ListFull) as exc:
+            store.allocate_in_open_list(tx, authority=w.slug, uri_prefix=kit.URI_PREFIX, count=14, now=kit.NOW)
+        assert exc.value.code == "status_list_full"
+        for bad in (0, -1, True, 1.5):
+            with pytest.raises(store.InvalidValue):
+                store.allocate_in_open_list(tx, authority=w.slug, uri_prefix=kit.URI_PREFIX, count=bad, now=kit.NOW)
+        with pytest.raises(store.NotFound):
+            store.allocate_in_open_list(tx, authority="nobody", uri_prefix=kit.URI_PREFIX, count=1, now=kit.NOW)
+
+
 def test_set_status_changes_one_entry_and_the_version(world, sessions, kit):
     with _tx(sessions) as tx:
         slot = store.allocate_index(tx, list_id=world.list_id, now=kit.NOW)
