@@ -88,6 +88,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from elicence.app import DEMO_ENTERPRISES, endpoints, open_deployment, seed_demo, seed_demo_portal, seed_demo_verifier
+    from elicence.limits import BoundedHttpToolsProtocol
     from verifier.service import CatalogueInvalid
 
     try:
@@ -103,7 +104,8 @@ def serve(args: argparse.Namespace) -> int:
             portal=portal is not None)
     os.environ.update(_overrides(args))  # the worker processes read their settings from the environment
     uvicorn.run("elicence.serve_cli:app_from_env", factory=True, host=settings.host, port=settings.port,
-                workers=args.workers, log_level="info", proxy_headers=False)
+                workers=args.workers, log_level="info", proxy_headers=False,
+                http=BoundedHttpToolsProtocol, loop="uvloop")
     return 0
 
 

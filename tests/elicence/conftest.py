@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from elicence.limits import BoundedHttpToolsProtocol
+
 
 @pytest.fixture
 def chromium() -> str:
@@ -52,7 +54,9 @@ class LiveServer:
 
     def start(self, app: Any) -> None:
         """Serve ``app`` until the test ends; returns once the server accepts connections."""
-        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        # The HTTP protocol `elicence serve` runs (its loop, uvloop, too: asyncio in a thread is the same here).
+        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                           http=BoundedHttpToolsProtocol))
         thread = threading.Thread(target=uv.run, name=f"page-test-server-{self.port}", daemon=True)
         thread.start()
         self._running.append((uv, thread))
