@@ -3,13 +3,18 @@
 Measured, each database in turn, in one run with the bare signing rate it is compared with:
 
 * **bare ES256 signing** on one core (bare ``cryptography``, the same signing input size as a licence);
-* **credential endpoint throughput**: ``credentials`` credential requests (a fresh key proof each, over
-  ``connections`` keep-alive connections from :mod:`bench.loadgen`, a separate process) against the
-  server with two worker processes. Offers, access tokens, ``c_nonce`` values and key proofs are made
-  beforehand, outside the timed region (they belong to the token and nonce endpoints); what is timed
-  is exactly what the credential endpoint does: check the proof, consume token and nonce, allocate a
-  status index, sign, insert the row, append the audit record, commit. Afterwards the database must
-  hold exactly that many credentials with distinct status indexes, and the audit chain must verify;
+* **credential endpoint throughput**: for each number in ``connections``, ``credentials`` credential
+  requests (a fresh key proof each, over that many keep-alive connections from :mod:`bench.loadgen`, a
+  separate process) against the server with two worker processes. Offers, access tokens, ``c_nonce``
+  values and key proofs are made beforehand, outside the timed region (they belong to the token and
+  nonce endpoints); what is timed is exactly what the credential endpoint does: check the proof,
+  consume token and nonce, allocate a status index, sign, insert the row, append the audit record,
+  commit (requests that arrive together share one transaction: ``issuer.group_commit``). Afterwards the
+  database must hold exactly that many credentials with distinct status indexes, and the audit chain
+  must verify; the same endpoint is also timed in process, without HTTP, one request at a time and in
+  batches, with every SQL statement timed;
+* **the framework floor**: the same requests refused before any database or signature work (see
+  :func:`_framework_floor`): the most the credential endpoint could reach on this HTTP stack;
 * **bulk issuance**: ``elicence issuer records generate`` writes ``bulk`` synthetic records, then
   ``elicence issuer issue-bulk`` (a separate process, with its progress bar) validates, imports and
   creates one offer and PIN per record; wall time and the process's peak RSS (``wait4``);
@@ -59,8 +64,10 @@ POSTGRES_URL_ENV = "ELICENCE_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/elicence_bench"
 SLUG = "bench-amr"
 TYPE = "business-licence"
-#: Credential requests served in process, one at a time, for the breakdown of one request's cost.
-BREAKDOWN = 300
+#: Credential requests served in process for the breakdown of one request's cost: one at a time, then
+#: in batches of BREAKDOWN_BATCH (the group commit).
+BREAKDOWN = 320
+BREAKDOWN_BATCH = 16
 ROOT = Path(__file__).resolve().parents[1]
 ELICENCE = [sys.executable, "-m", "elicence.cli"]
 
@@ -178,8 +185,10 @@ def _credential_requests(service: Any, usccs: list[str], holders: list[SoftwareS
     return out
 
 
-def _breakdown(service: Any, requests: list[dict[str, Any]]) -> dict[str, Any]:
-    """One thread, in process, no HTTP: the credential endpoint's own cost and its SQL round trips."""
+def _breakdown(service: Any, requests: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+    """One thread, in process, no HTTP: the credential endpoint's own cost and its SQL round trips, one
+    request at a time (``batch`` 1, :meth:`IssuerService.credential`) or ``batch`` requests per transaction
+    (:meth:`IssuerService.credential_batch`, what the endpoint does under load)."""
     from sqlalchemy import event
 
     engine = service._sessions.kw["bind"]
@@ -195,22 +204,48 @@ def _breakdown(service: Any, requests: list[dict[str, Any]]) -> dict[str, Any]:
                        if "FROM" in words else words[:2])
         spent.setdefault(key, []).append(time.perf_counter() - begun.pop(id(conn)))
 
+    def call(r: dict[str, Any]) -> tuple[str, Any]:
+        return r["headers"]["Authorization"], json.loads(r["body"])
+
     event.listen(engine, "before_cursor_execute", before)
     event.listen(engine, "after_cursor_execute", after)
     try:
         t0 = time.perf_counter()
-        for r in requests:
-            service.credential(SLUG, authorization=r["headers"]["Authorization"], body=json.loads(r["body"]))
+        if batch == 1:
+            for r in requests:
+                authorization, body = call(r)
+                service.credential(SLUG, authorization=authorization, body=body)
+        else:
+            for start in range(0, len(requests), batch):
+                prepared = [service.prepare_credential(SLUG, authorization=a, body=b)
+                            for a, b in map(call, requests[start : start + batch])]
+                failed = [o for o in service.credential_batch(prepared) if isinstance(o, Exception)]
+                if failed:
+                    raise RuntimeError(f"a batch refused {len(failed)} requests: {failed[0]!r}")
         seconds = time.perf_counter() - t0
     finally:
         event.remove(engine, "before_cursor_execute", before)
         event.remove(engine, "after_cursor_execute", after)
     n = len(requests)
     statements = sorted(((k, len(v) / n, sum(v) / n) for k, v in spent.items()), key=lambda t: -t[2])
-    return {"n": n, "ms_per_credential": seconds / n * 1e3, "per_second": n / seconds,
+    return {"n": n, "batch": batch, "ms_per_credential": seconds / n * 1e3, "per_second": n / seconds,
             "statements_per_credential": sum(c for _, c, _ in statements),
             "sql_ms_per_credential": sum(t for _, _, t in statements) * 1e3,
             "statements": [{"statement": k, "count": c, "ms": t * 1e3} for k, c, t in statements]}
+
+
+def _framework_floor(requests: list[dict[str, Any]], port: int, connections: int, workdir: Path) -> dict[str, Any]:
+    """The credential endpoint's HTTP path with no issuance behind it: the same requests, refused before
+    any database or signature work (an unknown credential configuration), so what is left is uvicorn,
+    the middleware, FastAPI's routing, the body read and JSON parse, our request parse and the error
+    response. Its rate is the most the endpoint could reach on this stack and machine."""
+    body = json.dumps({"credential_configuration_id": "bench-no-such-configuration", "proofs": {"jwt": ["x"]}})
+    load = _loadgen([{**r, "body": body} for r in requests], port, connections, workdir)
+    refused = load["statuses"].get("400", 0)
+    if refused != len(requests):
+        raise RuntimeError(f"the floor requests were not all refused with 400: {load['statuses']}")
+    load["per_second"] = refused / load["seconds"]
+    return load
 
 
 def _loadgen(requests: list[dict[str, Any]], port: int, connections: int, workdir: Path, *,
@@ -321,7 +356,7 @@ def _check_consistency(service: Any, api_key: str, expected: int) -> dict[str, A
     return result
 
 
-def _one_database(kind: str, database_url: str, *, credentials: int, connections: int, workers: int,
+def _one_database(kind: str, database_url: str, *, credentials: int, connections: tuple[int, ...], workers: int,
                   bulk: int, revocations: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"elicence-bench-{kind}-"))
     try:
@@ -332,24 +367,28 @@ def _one_database(kind: str, database_url: str, *, credentials: int, connections
                                  types=(TYPE,), region="310000", actor="bench")
         api_key = service.create_operator(authority=SLUG, name="bench", actor="bench").api_key
         t0 = time.perf_counter()
-        usccs = import_synthetic_records(service, credentials + BREAKDOWN, seed=11)
+        loads = len(connections) * credentials
+        usccs = import_synthetic_records(service, loads + 2 * BREAKDOWN, seed=11)
         holders = [SoftwareSigner.generate() for _ in range(64)]
         requests = _credential_requests(service, usccs, holders)
         prepare_s = time.perf_counter() - t0
-        breakdown = _breakdown(service, requests[credentials:])
-        requests = requests[:credentials]
+        breakdown = [_breakdown(service, requests[loads:loads + BREAKDOWN], 1),
+                     _breakdown(service, requests[loads + BREAKDOWN:], BREAKDOWN_BATCH)]
         with _server(env, workdir, workers) as base:
-            load = _loadgen(requests, port, connections, workdir)
-            consistency = _check_consistency(service, api_key, credentials + BREAKDOWN)
+            load = [_loadgen(requests[i * credentials:(i + 1) * credentials], port, n, workdir)
+                    for i, n in enumerate(connections)]
+            floor = _framework_floor(requests[:credentials], port, connections[-1], workdir)
+            consistency = _check_consistency(service, api_key, loads + 2 * BREAKDOWN)
             latency = _revocation_latency(base, service, api_key, revocations)
         bulk_result = _bulk(env, workdir, bulk) if bulk else None
-        return {"database": kind, "workers": workers, "prepare_seconds": prepare_s, "load": load, "breakdown": breakdown,
+        return {"database": kind, "workers": workers, "prepare_seconds": prepare_s, "load": load, "floor": floor,
+                "breakdown": breakdown,
                 "consistency": consistency, "revocation": latency, "bulk": bulk_result}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(*, credentials: int = 3000, connections: int = 16, workers: int = 2, bulk: int = 100_000,
+def run(*, credentials: int = 5000, connections: tuple[int, ...] = (16, 64), workers: int = 2, bulk: int = 100_000,
         revocations: int = 50) -> dict[str, Any]:
     """Run benchmark (f) on SQLite and, when it answers, PostgreSQL; returns the figures."""
     out: dict[str, Any] = {"bare": _bare_signing(2000), "databases": {}, "cpus": os.cpu_count(),
@@ -373,4 +412,4 @@ def run(*, credentials: int = 3000, connections: int = 16, workers: int = 2, bul
 
 
 if __name__ == "__main__":  # a quick look without the whole report: python -m bench.issuer
-    print(json.dumps(run(credentials=300, bulk=2000, revocations=10), default=str, indent=2))
+    print(json.dumps(run(credentials=600, bulk=2000, revocations=10), default=str, indent=2))

@@ -295,41 +295,55 @@ def _section_issuer(r: dict[str, Any]) -> tuple[list[str], list[Goal]]:
         "## (f) The issuer service: credential endpoint, bulk issuance, revocation",
         "",
         f"`elicence serve --workers {p['workers']}` (uvicorn, two processes) on a fresh database each; load from "
-        f"`bench/loadgen.py` in its own process over {p['connections']} keep-alive connections; {p['credentials']:,} "
-        "credential requests, each with its own access token, `c_nonce` and key proof made beforehand through the "
-        "token and nonce endpoints' code (not timed). Afterwards the database is checked: exactly one credential per "
-        "request, no status index twice, audit chain unbroken. Bare ES256 signing on one core in this run: "
+        f"`bench/loadgen.py` in its own process over {' and then '.join(map(str, p['connections']))} keep-alive "
+        f"connections, {p['credentials']:,} credential requests each time, each with its own access token, `c_nonce` "
+        "and key proof made beforehand through the token and nonce endpoints' code (not timed). Requests that arrive "
+        "together are issued in one transaction (`issuer/group_commit.py`, `IssuerService.credential_batch`): the more "
+        "wallets at once, the larger the batches; the goal is judged on the largest number of connections (a national "
+        "issuer serves far more wallets at once than that). Afterwards the database is checked: exactly one credential "
+        "per request, no status index twice, audit chain unbroken. Bare ES256 signing on one core in this run: "
         f"{_rate(bare)} ({fmt_ns(r['bare']['stats'].median)} per signature). The machine has {r['cpus']} logical "
         "CPUs, shared by the load generator, the two workers and the database.",
         "",
-        "| database | credentials/s | / bare signing | p50 | p90 | p99 | errors | generator CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| database | connections | credentials/s | / bare signing | p50 | p90 | p99 | errors | generator CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     goals: list[Goal] = []
     for name, d in r["databases"].items():
-        load = d["load"]
-        lat = load["latency_ms"]
-        errors = load["requests"] - load["ok"]
-        lines.append(f"| {name} | {_rate(load['per_second'])} | 1/{bare / load['per_second']:.0f} | {lat['p50']:.0f} ms | "
-                     f"{lat['p90']:.0f} ms | {lat['p99']:.0f} ms | {errors} | {load['generator_cpu_seconds']:.1f} s of "
-                     f"{load['seconds']:.1f} s |")
+        for connections, load in zip(p["connections"], d["load"]):
+            lat = load["latency_ms"]
+            errors = load["requests"] - load["ok"]
+            lines.append(f"| {name} | {connections} | {_rate(load['per_second'])} | 1/{bare / load['per_second']:.0f} | "
+                         f"{lat['p50']:.0f} ms | {lat['p90']:.0f} ms | {lat['p99']:.0f} ms | {errors} | "
+                         f"{load['generator_cpu_seconds']:.1f} s of {load['seconds']:.1f} s |")
         if name == "PostgreSQL":
-            goals.append(Goal("(f) credential endpoint on PostgreSQL, 2 workers / bare ES256 signing rate",
-                              load["per_second"] / bare, ">=", 1 / 20,
+            load = d["load"][-1]
+            goals.append(Goal(f"(f) credential endpoint on PostgreSQL, 2 workers, {p['connections'][-1]} connections / "
+                              "bare ES256 signing rate", load["per_second"] / bare, ">=", 1 / 20,
                               f"{_rate(load['per_second'])} = 1/{bare / load['per_second']:.0f}", unit=f" (1/20, {_rate(bare / 20)})"))
-    lines += ["", "Where one request's time goes: the same endpoint called in process, one request at a time, no HTTP "
-              f"({r['databases'][next(iter(r['databases']))]['breakdown']['n']} requests per database), with every "
-              "SQL statement timed from the driver call to its result:", "",
-              "| database | credentials/s, one thread | per credential | SQL statements | time in SQL |",
-              "|---|---:|---:|---:|---:|"]
+    lines += ["", f"The framework floor: the same endpoint, {p['connections'][-1]} connections, {p['credentials']:,} "
+              "requests refused before any database or signature work (an unknown credential configuration: what is "
+              "left is uvicorn, the middleware, FastAPI's routing, the body read and JSON parse, the request parse and "
+              "the error response). No credential endpoint on this stack and machine can answer faster.", "",
+              "| database | requests refused/s | / bare signing | credential endpoint / floor |", "|---|---:|---:|---:|"]
     for name, d in r["databases"].items():
-        b = d["breakdown"]
-        lines.append(f"| {name} | {_rate(b['per_second'])} | {b['ms_per_credential']:.2f} ms | "
-                     f"{b['statements_per_credential']:.0f} | {b['sql_ms_per_credential']:.2f} ms |")
+        floor = d["floor"]["per_second"]
+        lines.append(f"| {name} | {_rate(floor)} | 1/{bare / floor:.0f} | {d['load'][-1]['per_second'] / floor:.2f} |")
+    first = r["databases"][next(iter(r["databases"]))]["breakdown"]
+    lines += ["", "Where a request's time goes: the same endpoint called in process, no HTTP, one thread "
+              f"({first[0]['n']} requests one at a time, then {first[1]['n']} in batches of {first[1]['batch']}), with "
+              "every SQL statement timed from the driver call to its result:", "",
+              "| database | requests per transaction | credentials/s, one thread | per credential | SQL statements "
+              "per credential | time in SQL |", "|---|---:|---:|---:|---:|---:|"]
     for name, d in r["databases"].items():
-        lines += ["", f"Statements per credential on {name} (mean time each, driver call to result):", "",
-                  "| statement | per credential | mean |", "|---|---:|---:|"]
-        lines += [f"| `{s['statement']}` | {s['count']:.1f} | {s['ms'] / s['count']:.3f} ms |" for s in d["breakdown"]["statements"]]
+        for b in d["breakdown"]:
+            lines.append(f"| {name} | {b['batch']} | {_rate(b['per_second'])} | {b['ms_per_credential']:.2f} ms | "
+                         f"{b['statements_per_credential']:.1f} | {b['sql_ms_per_credential']:.2f} ms |")
+    for name, d in r["databases"].items():
+        b = d["breakdown"][-1]
+        lines += ["", f"Statements of a batch of {b['batch']} on {name}, per credential (mean time each, driver call "
+                  "to result):", "", "| statement | per credential | mean |", "|---|---:|---:|"]
+        lines += [f"| `{s['statement']}` | {s['count']:.2f} | {s['ms'] / s['count']:.3f} ms |" for s in b["statements"]]
     lines += ["", "Bulk issuance: `elicence issuer records generate` then `elicence issuer issue-bulk` (its own process, "
               "progress bar on): validate every record, import them, create one offer and PIN per record.", "",
               "| database | records | time | records/s | / bare signing | peak RSS | progress bar |",
@@ -588,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("issuance", lambda: issuance.run(repeats=100 if args.quick else 2000)),
         ("status", lambda: status.run(build_repeats=3 if args.quick else 15, lookup_repeats=10 if args.quick else 200)),
         ("qr", lambda: qr_codec.run(repeats=5 if args.quick else 30, codec_repeats=50 if args.quick else 500)),
-        ("issuer", lambda: issuer.run(credentials=300 if args.quick else 3000, bulk=2000 if args.quick else 100_000,
+        ("issuer", lambda: issuer.run(credentials=300 if args.quick else 5000, bulk=2000 if args.quick else 100_000,
                                       revocations=10 if args.quick else 100)),
         ("wallet", lambda: wallet.run(quick=args.quick)),
         ("verifier", lambda: verifier.run(quick=args.quick)),
