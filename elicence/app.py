@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from elicence import faults, limits, pages
 from elicence import portal as sample_portal
 from elicence.config import Settings
-from elicence.db import make_engine, migrate, session_factory
+from elicence.services import database_sessions, open_issuer
 from issuer import api as issuer_api
-from issuer.service import IssuerPolicy, IssuerService
+from issuer.service import IssuerService
 from elicence.trust_operator import TRUST_LIST_MEDIA_TYPE, TrustOperator, operator_signer
 from keys.keystore import write_secret_file
 from schemas.synthetic import generate_business_licence
@@ -73,21 +73,9 @@ class DemoOperator:
     api_key: str
 
 
-def _sessions(settings: Settings) -> sessionmaker[Session]:
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    return session_factory(engine)
-
-
-def open_issuer(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> IssuerService:
-    """The issuer service on the settings' database (created and migrated to head) and KEK."""
-    return IssuerService(sessions=sessions or _sessions(settings), kek=settings.kek(), public_url=settings.public_url,
-                         policy=IssuerPolicy(status_ttl=settings.status_ttl))
-
-
 def open_wallet(settings: Settings, *, sessions: sessionmaker[Session] | None = None) -> WalletService:
     """The wallet service on the settings' database (created and migrated to head) and KEK."""
-    return WalletService(sessions=sessions or _sessions(settings), kek=settings.kek())
+    return WalletService(sessions=sessions or database_sessions(settings), kek=settings.kek())
 
 
 def open_trust_operator(settings: Settings, issuer: IssuerService) -> TrustOperator | None:
@@ -145,7 +133,7 @@ def open_verifier(settings: Settings, trust: TrustOperator | None, *,
                                         refresh_interval=trust.refresh)
     own = settings.catalogue_dir
     catalogue = None if own is None else load_catalogue(sorted(own.glob("*.json")))
-    return VerifierService(sessions=sessions or _sessions(settings), kek=settings.kek(),
+    return VerifierService(sessions=sessions or database_sessions(settings), kek=settings.kek(),
                            public_url=settings.public_url, trust=source, status=StatusSource.http(),
                            demo=not settings.production, catalogue=catalogue)
 
@@ -163,7 +151,7 @@ class Deployment:
 
 def open_deployment(settings: Settings) -> Deployment:
     """Every role of the deployment on the settings' database (one engine, migrated once)."""
-    sessions = _sessions(settings)
+    sessions = database_sessions(settings)
     issuer = open_issuer(settings, sessions=sessions)
     wallet = open_wallet(settings, sessions=sessions)
     trust = open_trust_operator(settings, issuer)

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -66,6 +67,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -627,8 +629,8 @@ def _credential_type(name: str) -> Any:
 
 def _open_service() -> Any:
     """The issuer service of the configured deployment (database migrated to head)."""
-    from elicence.app import open_issuer
     from elicence.config import Settings
+    from elicence.services import open_issuer
 
     return open_issuer(Settings.from_env())
 
@@ -768,21 +770,45 @@ def _validate_file(service: Any, authority: str, ctype: Any, path: str, fmt: str
 def _write_file(service: Any, authority: str, ctype: Any, path: str, fmt: str, batch: int, checked: _Checked,
                 show: bool, written: list[int], skip: Container[str] = ()) -> float:
     """Read the file again and import it in batches; each batch must be the one validated. Records whose
-    USCC is in ``skip`` are counted as written but not imported again (a resumed bulk issuance)."""
+    USCC is in ``skip`` are counted as written but not imported again (a resumed bulk issuance).
+
+    One batch is written (in a thread of its own: the time is mostly the database's) while the next is
+    read and checked; the batches still commit one at a time, in the file's order, and a batch is sent
+    only after the one before it committed."""
     from issuer.store import RecordInput
 
     start = time.perf_counter()
     bar = Progress("importing ", total=checked.count, enabled=show)
+    pending: tuple[Future[Any] | None, int] | None = None
+
+    def settle() -> None:
+        nonlocal pending
+        if pending is not None:
+            (future, n), pending = pending, None
+            if future is not None:
+                future.result()
+            written[0] += n
+            bar.advance(n)
+
     try:
-        for k, chunk in enumerate(_batched(read_records(path, fmt, ctype), batch)):
-            if k >= len(checked.digests) or _digest(chunk)[0] != checked.digests[k]:
-                raise _refused("file_changed", f"{path} changed after it was validated (batch {k + 1}); "
-                               f"{written[0]} records were written before it")
-            items = [RecordInput(ctype.vct, claims["uscc"], claims) for _, claims, _ in chunk if claims["uscc"] not in skip]
-            if items:
-                service.import_records(authority, items, actor="cli")
-            written[0] += len(chunk)
-            bar.advance(len(chunk))
+        with ThreadPoolExecutor(1, thread_name_prefix="elicence-import") as writer:
+            try:
+                for k, chunk in enumerate(_batched(read_records(path, fmt, ctype), batch)):
+                    if k >= len(checked.digests) or _digest(chunk)[0] != checked.digests[k]:
+                        settle()
+                        raise _refused("file_changed", f"{path} changed after it was validated (batch {k + 1}); "
+                                       f"{written[0]} records were written before it")
+                    items = [RecordInput(ctype.vct, claims["uscc"], claims) for _, claims, _ in chunk
+                             if claims["uscc"] not in skip]
+                    settle()
+                    pending = (writer.submit(service.import_records, authority, items, actor="cli") if items else None,
+                               len(chunk))
+                settle()
+            except BaseException:
+                if pending is not None:  # the batch in flight commits or fails whatever happened here
+                    with contextlib.suppress(Exception):
+                        settle()
+                raise
     except FileMalformed as exc:
         raise _refused("file_changed", f"{path} changed after it was validated: {exc}") from None
     finally:

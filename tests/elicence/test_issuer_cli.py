@@ -26,6 +26,7 @@ from elicence import cli, issuer_cli
 from elicence.app import open_issuer
 from elicence.config import Settings
 from elicence.db import make_engine
+from issuer.store import StoreError
 from schemas.registry import get_type
 from schemas.uscc import ALPHABET
 
@@ -459,12 +460,17 @@ def test_json_elements_larger_than_a_read_chunk_stream(run: Cli, monkeypatch: py
     assert got == list(enumerate(records, 1))
 
 
-def test_a_file_changed_after_validation_is_not_written(run: Cli) -> None:
+def _validated(run: Cli, count: int, batch: int) -> tuple[Any, Any, str, Any]:
+    """A deployment with ``count`` good records in a CSV file, validated in batches of ``batch``:
+    (service, type, path, what _validate_file returned)."""
     run.authority()
-    path = _write(run, "records.csv", _good_csv(6))
-    service = run.service()
-    ctype = get_type(BL)
-    checked = issuer_cli._validate_file(service, "sh-amr", ctype, path, "csv", 4, False)
+    path = _write(run, "records.csv", _good_csv(count))
+    service, ctype = run.service(), get_type(BL)
+    return service, ctype, path, issuer_cli._validate_file(service, "sh-amr", ctype, path, "csv", batch, False)
+
+
+def test_a_file_changed_after_validation_is_not_written(run: Cli) -> None:
+    service, ctype, path, checked = _validated(run, 6, 4)
     assert checked.count == 6
     Path(path).write_text(_good_csv(6).replace("CNY", "USD", 1), encoding="utf-8")
     written = [0]
@@ -472,6 +478,44 @@ def test_a_file_changed_after_validation_is_not_written(run: Cli) -> None:
         issuer_cli._write_file(service, "sh-amr", ctype, path, "csv", 4, checked, False, written)
     assert (exc.value.code, exc.value.exit_code, written) == ("file_changed", 1, [0])
     assert run.count("issuer_record") == 0
+
+
+def test_a_file_changed_after_its_first_batch_keeps_the_batch_written_before_it(run: Cli) -> None:
+    # The second batch is read while the first is being written: the first still commits, and is counted.
+    service, ctype, path, checked = _validated(run, 8, 4)
+    lines = _good_csv(8).splitlines(keepends=True)
+    lines[-1] = lines[-1].replace("CNY", "USD", 1)
+    Path(path).write_text("".join(lines), encoding="utf-8")
+    written = [0]
+    with pytest.raises(issuer_cli._Failure) as exc:
+        issuer_cli._write_file(service, "sh-amr", ctype, path, "csv", 4, checked, False, written)
+    assert (exc.value.code, written) == ("file_changed", [4])
+    assert "(batch 2); 4 records were written before it" in str(exc.value)
+    assert run.count("issuer_record") == 4
+
+
+def test_batches_are_written_one_at_a_time_in_file_order_and_a_failed_one_stops_the_rest(
+        run: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    service, ctype, path, checked = _validated(run, 10, 3)
+    real, calls, busy = service.import_records, [], []
+
+    def import_records(authority, records, *, actor):
+        assert not busy, "two batches written at once"
+        busy.append(1)
+        try:
+            calls.append([r.uscc for r in records])
+            if len(calls) == 3:
+                raise StoreError("the disk is full")
+            return real(authority, records, actor=actor)
+        finally:
+            busy.pop()
+
+    monkeypatch.setattr(service, "import_records", import_records)
+    written = [0]
+    with pytest.raises(StoreError):
+        issuer_cli._write_file(service, "sh-amr", ctype, path, "csv", 3, checked, False, written)
+    assert calls == [[r["uscc"] for r in generated(10, 5)[i:i + 3]] for i in (0, 3, 6)]
+    assert written == [6] and run.count("issuer_record") == 6
 
 
 def test_the_format_comes_from_the_extension_or_option(run: Cli) -> None:
