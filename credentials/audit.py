@@ -98,9 +98,41 @@ def canonical_json(value: Any) -> bytes:
     another type) and ``PayloadTooLarge`` for nesting deeper than 32.
     """
     try:
+        if _plain(value, 0):
+            # The same text as _encode, from the C encoder: keys sorted by code point are sorted by UTF-16
+            # code unit when no key holds a character above U+FFFF, and strings are escaped alike.
+            return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
         return _encode(value, 0).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise Malformed("audit value holds an unpaired surrogate; it has no UTF-8 encoding") from exc
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is within the subset and ``json.dumps`` writes it canonically: only ``dict`` (keys
+    ``str`` without characters above U+FFFF), ``list``, ``tuple``, ``str``, ``bool``, ``None`` and safe
+    ``int``, nested no deeper than the limit. Anything else goes to :func:`_encode`, which refuses or
+    sorts by UTF-16 code unit."""
+    if depth > _MAX_DEPTH:
+        return False
+    t = type(value)
+    if t is str or value is None or t is bool:
+        return True
+    if t is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if t is dict:
+        if value and depth >= _MAX_DEPTH:
+            return False  # its members would be nested too deep: _encode refuses
+        for k, v in value.items():
+            if type(k) is not str or (not k.isascii() and max(k) > "\uffff"):
+                return False
+            if type(v) is not str and not _plain(v, depth + 1):
+                return False
+        return True
+    if t is list or t is tuple:
+        if value and depth >= _MAX_DEPTH:
+            return False
+        return all(type(v) is str or _plain(v, depth + 1) for v in value)
+    return False
 
 
 def _encode(value: Any, depth: int) -> str:

@@ -7,12 +7,12 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credentials import audit
 from credentials.audit import GENESIS, AuditChainBroken, AuditRecord, ChainHead
-from credentials.errors import Malformed, PayloadTooLarge
+from credentials.errors import CredentialError, Malformed, PayloadTooLarge
 
 T0 = datetime(2026, 9, 21, 13, 46, 40, tzinfo=timezone.utc)
 
@@ -57,6 +57,38 @@ def test_canonical_json_matches_rfc8785_for_the_integer_subset():
     value = {"numbers": [333333333, 4, 2, 0, -1], "string": "€$\u000f\nA'B\"\\\\\"/", "literals": [None, True, False]}
     expected = '{"literals":[null,true,false],"numbers":[333333333,4,2,0,-1],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
     assert audit.canonical_json(value) == expected.encode("utf-8")
+
+
+_KEYS = st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\ufb33\uffff\U0001f600\U00010000a"), max_size=4)
+_LEAVES = (st.none() | st.booleans() | st.integers(-(2**54), 2**54) | st.text(max_size=6)
+           | st.sampled_from(["\ud800", "\u2028", "\x7f", "\U0001f600"]))
+_JSON = st.recursive(_LEAVES, lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+                     | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_JSON)
+def test_canonical_json_fast_path_writes_what_the_rfc8785_encoder_writes(value):
+    """The C encoder path (plain values) and the RFC 8785 encoder agree byte for byte, or refuse alike."""
+    try:
+        slow = audit._encode(value, 0).encode("utf-8")
+    except (CredentialError, UnicodeEncodeError) as exc:
+        with pytest.raises(type(exc) if isinstance(exc, CredentialError) else Malformed):
+            audit.canonical_json(value)
+        return
+    assert audit.canonical_json(value) == slow
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33])
+def test_canonical_json_fast_path_keeps_the_depth_limit(depth):
+    value: object = "leaf"
+    for _ in range(depth):
+        value = [value]
+    if depth <= 32:
+        assert audit.canonical_json(value) == audit._encode(value, 0).encode("utf-8")
+    else:
+        with pytest.raises(PayloadTooLarge):
+            audit.canonical_json(value)
 
 
 def _nested(depth: int) -> list:
