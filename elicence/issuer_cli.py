@@ -12,8 +12,8 @@ offers one at a time (with a QR of the deep link) and bulk issuance for a whole 
 
 Wired into the CLI by :func:`add_issuer_commands`. Settings come from the environment
 (:meth:`elicence.config.Settings.from_env`: database URL, KEK, public URL) and the service is
-:func:`elicence.app.open_issuer`; the server extra (SQLAlchemy, ``issuer``, ``elicence.app``) is
-imported when a command runs, so ``elicence --help`` works in the lean install.
+:func:`elicence.services.open_issuer`; the server extra (SQLAlchemy, ``issuer``) is imported when a
+command runs, so ``elicence --help`` works in the lean install, and no command imports FastAPI.
 
 Record files
 ------------
