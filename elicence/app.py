@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from elicence import faults, limits, pages
 from elicence import portal as sample_portal
-from elicence.config import Settings
+from elicence.config import DEFAULT_PURGE_INTERVAL, Settings
+from elicence.housekeeping import Housekeeping
 from elicence.services import database_sessions, open_issuer
 from issuer import api as issuer_api
 from issuer.service import IssuerService
@@ -329,7 +330,13 @@ def create_app(
         verifier = deployment.verifier
         if portal is None and verifier is not None and not settings.production:
             portal = sample_portal.PortalSettings.load(settings.var_dir / sample_portal.DEMO_PORTAL_FILE)
+    housekeeping = Housekeeping(
+        [("issuer", issuer.purge_expired)]
+        + ([("wallet", wallet.purge_expired)] if wallet is not None else [])
+        + ([("verifier", verifier.purge)] if verifier is not None else []),
+        interval=settings.purge_interval if settings is not None else DEFAULT_PURGE_INTERVAL)
     app = FastAPI(
+        lifespan=housekeeping.lifespan,
         title="eLicence",
         version=VERSION,
         description="Electronic business licences as SD-JWT verifiable credentials. Issuer: OpenID4VCI 1.0 "
@@ -349,6 +356,7 @@ def create_app(
         verifier_api.install(app, verifier)
     if portal is not None:
         sample_portal.install(app, portal)
+    app.state.housekeeping = housekeeping
     _no_validation_422(app)
 
     @app.get("/", tags=["deployment"])

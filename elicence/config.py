@@ -17,6 +17,10 @@ variable                   default                                     productio
 ``ELICENCE_STATUS_TTL``    ``60``                                      1 to 3600 seconds: how long verifiers
                                                                        may cache a served status list (its
                                                                        ``ttl`` and ``Cache-Control`` max-age)
+``ELICENCE_PURGE_INTERVAL`` ``600``                                    0 to 86400 seconds: how often expired
+                                                                       nonces, tokens and finished
+                                                                       transactions are deleted (0: never;
+                                                                       :mod:`elicence.housekeeping`)
 =========================  ==========================================  ======================================
 
 Demo mode accepts the embedded defaults; production mode refuses every placeholder with a message
@@ -54,8 +58,10 @@ __all__ = [
     "TRUST_KEY_FILE_ENV",
     "CATALOGUE_DIR_ENV",
     "STATUS_TTL_ENV",
+    "PURGE_INTERVAL_ENV",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_STATUS_TTL",
+    "DEFAULT_PURGE_INTERVAL",
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "Mode",
@@ -71,6 +77,8 @@ PUBLIC_URL_ENV = "ELICENCE_PUBLIC_URL"
 TRUST_KEY_FILE_ENV = "ELICENCE_TRUST_OPERATOR_KEY_FILE"
 CATALOGUE_DIR_ENV = "ELICENCE_CATALOGUE_DIR"
 STATUS_TTL_ENV = "ELICENCE_STATUS_TTL"
+PURGE_INTERVAL_ENV = "ELICENCE_PURGE_INTERVAL"
+DEFAULT_PURGE_INTERVAL = 600
 #: Seconds a verifier may cache a status list: the longest a revocation stays unseen at a counter.
 DEFAULT_STATUS_TTL = 60
 
@@ -129,6 +137,8 @@ class Settings:
     catalogue_dir: Path | None = None
     #: The ``ttl`` of the served status list tokens (seconds).
     status_ttl: int = DEFAULT_STATUS_TTL
+    #: Seconds between two purges of expired values (:mod:`elicence.housekeeping`); 0: never.
+    purge_interval: int = DEFAULT_PURGE_INTERVAL
     _kek_inline: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -185,6 +195,11 @@ class Settings:
         if not 1 <= status_ttl <= 3600:
             problems.append(f"{STATUS_TTL_ENV}={ttl_text!r}: a whole number of seconds from 1 to 3600")
 
+        purge_text = env.get(PURGE_INTERVAL_ENV, "").strip() or str(DEFAULT_PURGE_INTERVAL)
+        purge_interval = int(purge_text) if purge_text.isdigit() else -1
+        if not 0 <= purge_interval <= 86400:
+            problems.append(f"{PURGE_INTERVAL_ENV}={purge_text!r}: a whole number of seconds from 0 (never) to 86400")
+
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -200,6 +215,7 @@ class Settings:
             else None if production else var / "trust-operator.jwk",
             catalogue_dir=catalogue_dir,
             status_ttl=status_ttl,
+            purge_interval=purge_interval,
             _kek_inline=kek_inline,
         )
 

@@ -928,6 +928,11 @@ class IssuerService:
             store.create_nonce(tx, value=value, expires_at=self.now() + timedelta(seconds=self.policy.nonce_ttl))
         return o4.nonce_response(value)
 
+    def purge_expired(self) -> int:
+        """Delete the ``c_nonce`` values and access tokens that have expired; how many rows went."""
+        with unit_of_work(self._sessions) as tx:
+            return store.purge_expired(tx, now=self.now())
+
     # -- credential endpoint -----------------------------------------------------------------------------
 
     def credential(self, slug: str, *, authorization: Any, body: Any) -> dict[str, Any]:

@@ -399,6 +399,12 @@ class WalletService:
             raise ValueError("the clock must return an aware datetime")
         return value
 
+    def purge_expired(self) -> int:
+        """Delete the access tokens that have expired (refresh tokens stay, see
+        :func:`wallet.store.purge_expired_tokens`); how many rows went."""
+        with unit_of_work(self._sessions) as tx:
+            return store.purge_expired_tokens(tx, now=self.now())
+
     def _id(self) -> str:
         return str(uuid.UUID(bytes=self._random(16), version=4))
 

@@ -32,6 +32,7 @@ def test_demo_defaults(tmp_path):
     assert (s.host, s.port, s.public_url) == ("127.0.0.1", 8000, "http://127.0.0.1:8000")
     assert s.kek_file == tmp_path / "kek" and s.kek_generated
     assert s.status_ttl == 60
+    assert s.purge_interval == 600
 
 
 def test_the_status_ttl_reaches_the_served_tokens(tmp_path):
@@ -115,6 +116,9 @@ def test_production_refuses_every_placeholder_at_once(tmp_path):
         ({"ELICENCE_STATUS_TTL": "0"}, "ELICENCE_STATUS_TTL='0'"),
         ({"ELICENCE_STATUS_TTL": "3601"}, "from 1 to 3600"),
         ({"ELICENCE_STATUS_TTL": "1.5"}, "ELICENCE_STATUS_TTL='1.5'"),
+        ({"ELICENCE_PURGE_INTERVAL": "-1"}, "ELICENCE_PURGE_INTERVAL='-1'"),
+        ({"ELICENCE_PURGE_INTERVAL": "86401"}, "from 0 (never) to 86400"),
+        ({"ELICENCE_PURGE_INTERVAL": "ten"}, "ELICENCE_PURGE_INTERVAL='ten'"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, env, fragment):
