@@ -330,10 +330,11 @@ def create_app(
         verifier = deployment.verifier
         if portal is None and verifier is not None and not settings.production:
             portal = sample_portal.PortalSettings.load(settings.var_dir / sample_portal.DEMO_PORTAL_FILE)
+    # Looked up when they run: an app built only for its OpenAPI document may stand in placeholder services.
     housekeeping = Housekeeping(
-        [("issuer", issuer.purge_expired)]
-        + ([("wallet", wallet.purge_expired)] if wallet is not None else [])
-        + ([("verifier", verifier.purge)] if verifier is not None else []),
+        [("issuer", lambda: issuer.purge_expired())]
+        + ([("wallet", lambda: wallet.purge_expired())] if wallet is not None else [])
+        + ([("verifier", lambda: verifier.purge())] if verifier is not None else []),
         interval=settings.purge_interval if settings is not None else DEFAULT_PURGE_INTERVAL)
     app = FastAPI(
         lifespan=housekeeping.lifespan,
