@@ -58,7 +58,7 @@ from keys.jwk import b64u_encode
 from keys.signer import SoftwareSigner
 from schemas.synthetic import generate_business_licence
 
-__all__ = ["run", "POSTGRES_URL_ENV", "import_synthetic_records"]
+__all__ = ["run", "POSTGRES_URL_ENV", "import_synthetic_records", "redeem_offer"]
 
 POSTGRES_URL_ENV = "ELICENCE_BENCH_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/elicence_bench"
@@ -165,20 +165,26 @@ def import_synthetic_records(service: Any, count: int, seed: int, slug: str = SL
     return [claims["uscc"] for _, _, claims in rows]
 
 
+def redeem_offer(service: Any, slug: str, offer: Any, holder: SoftwareSigner) -> tuple[str, str]:
+    """What a wallet does with an offer before the credential request, through the service itself: the
+    token request (pre-authorised code from the deep link, and the PIN), a fresh ``c_nonce``, and the
+    holder's key proof; returns (access token, key proof)."""
+    parsed = o4.parse_offer_uri(offer.offer_uri)
+    assert isinstance(parsed, o4.CredentialOffer)
+    token = service.token(slug, {"grant_type": o4.PRE_AUTHORIZED_GRANT, "pre-authorized_code":
+                                 parsed.pre_authorized_code, "tx_code": offer.tx_code})["access_token"]
+    nonce = service.nonce(slug)["c_nonce"]
+    return token, o4.make_proof(holder, audience=service.issuer_id(slug), nonce=nonce, iat=int(time.time()))
+
+
 def _credential_requests(service: Any, usccs: list[str], holders: list[SoftwareSigner],
                          slug: str = SLUG) -> list[dict[str, Any]]:
     """One ready credential request per record: offer, token and nonce made through the service itself."""
-    issuer_id = service.issuer_id(slug)
     offers = service.create_offers_bulk(slug, type_name=TYPE, usccs=usccs, actor="bench")
     path = f"/issuers/{slug}/credential"
     out = []
     for i, offer in enumerate(offers):
-        parsed = o4.parse_offer_uri(offer.offer_uri)
-        assert isinstance(parsed, o4.CredentialOffer)
-        token = service.token(slug, {"grant_type": o4.PRE_AUTHORIZED_GRANT, "pre-authorized_code":
-                                     parsed.pre_authorized_code, "tx_code": offer.tx_code})["access_token"]
-        nonce = service.nonce(slug)["c_nonce"]
-        proof = o4.make_proof(holders[i % len(holders)], audience=issuer_id, nonce=nonce, iat=int(time.time()))
+        token, proof = redeem_offer(service, slug, offer, holders[i % len(holders)])
         body = json.dumps({"credential_configuration_id": TYPE, "proofs": {"jwt": [proof]}})
         out.append({"method": "POST", "path": path, "body": body,
                     "headers": {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}})

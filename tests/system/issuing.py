@@ -1,16 +1,15 @@
 """Credentials issued in bulk through a real :class:`~issuer.service.IssuerService`, in process: the
 authority's operator imports synthetic records and makes one offer per record in one transaction, then a
 wallet redeems each offer over the OpenID4VCI steps of the service (token with the PIN, nonce, credential
-with a fresh key proof), as ``bench/issuer.py`` prepares its requests. No HTTP: used to fill a database
+with a fresh key proof, :func:`bench.issuer.redeem_offer`, as the benchmark prepares its requests). No HTTP: used to fill a database
 quickly for the fault and reconciliation tests, with every row, status index and audit record real."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from credentials import openid4vci as o4
+from bench.issuer import redeem_offer
 from issuer.service import IssuerService, OfferCreated
 from keys.signer import SoftwareSigner
 
@@ -21,15 +20,9 @@ def issue_licences(service: IssuerService, slug: str, usccs: Sequence[str], *, t
     """Offer and issue a licence for each record, ``threads`` wallets at a time (each request waits mostly
     on the database); returns the issued credentials (SD-JWT VC texts), in the order of ``usccs``."""
     holders = [SoftwareSigner.generate("ES256") for _ in range(4)]
-    issuer_id = service.issuer_id(slug)
 
     def redeem(i: int, offer: OfferCreated) -> str:
-        parsed = o4.parse_offer_uri(offer.offer_uri)
-        assert isinstance(parsed, o4.CredentialOffer)
-        token = service.token(slug, {"grant_type": o4.PRE_AUTHORIZED_GRANT, "pre-authorized_code":
-                                     parsed.pre_authorized_code, "tx_code": offer.tx_code})["access_token"]
-        nonce = service.nonce(slug)["c_nonce"]
-        proof = o4.make_proof(holders[i % len(holders)], audience=issuer_id, nonce=nonce, iat=int(time.time()))
+        token, proof = redeem_offer(service, slug, offer, holders[i % len(holders)])
         answer = service.credential(slug, authorization=f"Bearer {token}",
                                     body={"credential_configuration_id": LICENCE, "proofs": {"jwt": [proof]}})
         return answer["credentials"][0]["credential"]

@@ -189,3 +189,23 @@ def test_requests_of_two_authorities_are_issued_in_a_transaction_each(desk, sing
         desk.licence_claims(2)["uscc"]
     assert desk.actions(desk.FOOD).count("credential.issued") == 1
     assert desk.actions().count("credential.issued") == 1
+
+
+def test_two_access_tokens_of_one_offer_in_a_batch_send_it_request_by_request(desk, single_path):
+    # The token endpoint never makes two for one offer; the batch path must not issue twice if a second
+    # token exists all the same.
+    offer = desk.offer(1)
+    requests = [_prepared(desk, token, desk.proof(SoftwareSigner.generate("ES256"), desk.nonce()))
+                for token in (desk.token(offer), "a-second-token-of-the-same-offer")]
+    with store.unit_of_work(desk.sessions) as tx:
+        existing = store.get_access_token(tx, token_hash=requests[0].token_hash)
+        store.create_access_token(tx, token_hash=requests[1].token_hash, offer_id=offer.offer_id,
+                                  expires_at=existing.expires_at)
+    plain, _ = _ready(desk, 2)
+
+    outcomes = desk.service.credential_batch([*requests, plain])
+
+    assert {id(r) for r in single_path} == {id(requests[0]), id(requests[1]), id(plain)}
+    assert sorted(type(o).__name__ for o in outcomes[:2]) == ["InvalidToken", "dict"], outcomes
+    assert isinstance(outcomes[2], dict)
+    assert desk.actions().count("credential.issued") == 2
